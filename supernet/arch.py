@@ -141,17 +141,21 @@ class Arch:
         _unknown_keys(data, _TOP_KEYS, "", errors)
         res = _int_field(data, "resolution", "resolution", errors)
         first = _int_field(data, "first_conv", "first_conv", errors)
-        stem_d = data.get("stem")
+        stem_d = data.get("stem", MISSING)
         stem = None
-        if not isinstance(stem_d, dict):
+        if stem_d is MISSING:
+            errors.append(Violation("stem", MISSING, "is missing"))
+        elif not isinstance(stem_d, dict):
             errors.append(Violation("stem", stem_d, "must be an object with keys width, depth, kernel"))
         else:
             _unknown_keys(stem_d, _STEM_KEYS, "stem.", errors)
             vals = [_int_field(stem_d, k, f"stem.{k}", errors) for k in _STEM_KEYS]
             stem = StemConfig(*vals) if None not in vals else None
-        stages_d = data.get("stages")
+        stages_d = data.get("stages", MISSING)
         stages: list[StageConfig] = []
-        if not isinstance(stages_d, list):
+        if stages_d is MISSING:
+            errors.append(Violation("stages", MISSING, "is missing"))
+        elif not isinstance(stages_d, list):
             errors.append(Violation("stages", stages_d, "must be a list of stage objects"))
         else:
             for i, sd in enumerate(stages_d):

@@ -1,0 +1,41 @@
+"""Reading archs given on the command line (a JSON file or `-` for stdin)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from supernet.arch import Arch, ArchError, parse_arch
+from supernet.space import SearchSpace
+from supernet.validation import check_arch
+
+from .errors import UserError
+
+
+def read_text(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    path = Path(source)
+    if not path.exists():
+        raise UserError(f"{source}: no such file")
+    if path.is_dir():
+        raise UserError(f"{source}: is a directory, expected a JSON file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{source}: cannot read ({e.__class__.__name__}: {e})") from None
+
+
+def load_arch(source: str, space: SearchSpace) -> Arch:
+    """Parse and validate an arch (canonical object or official 10-element list) from a file or stdin."""
+    name = "stdin" if source == "-" else source
+    text = read_text(source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{name}: malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    try:
+        return check_arch(parse_arch(data, space), space)
+    except ArchError as e:
+        raise UserError(f"{name}: {e}") from None

@@ -1,0 +1,162 @@
+"""The `elasticvit-deploy` command line (click command group).
+
+Every command that reads user input reports bad input as one line ``error: ...`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import torch
+
+from supernet.counting import legal_count, table1_count
+from supernet.flops import arch_flops_breakdown, arch_mflops
+from supernet.model import ElasticViTSupernet, count_parameters
+from supernet.sampling import EmptyWindowError, archs, max_arch, min_arch, sample_in_window, sample_uniform
+from supernet.space import SearchSpace, get_space, space_names
+
+from . import __version__
+from .archio import load_arch
+from .errors import UserError
+from .paths import user_data_dir
+
+
+class OneLineErrors(click.Group):
+    """A group whose usage errors (unknown option, bad value) print one line, like the commands' own errors."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **kwargs: Any) -> Any:
+        kwargs.pop("standalone_mode", None)
+        try:
+            rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except click.ClickException as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _space_option(f: Any) -> Any:
+    return click.option("--space", "space_name", default="elasticvit", show_default=True, metavar="NAME",
+                        help=f"Search space ({', '.join(space_names())}).")(f)
+
+
+def _resolve_space(name: str) -> SearchSpace:
+    try:
+        return get_space(name)
+    except KeyError as e:
+        raise UserError(str(e.args[0])) from None
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="elasticvit-deploy")
+def main() -> None:
+    """elasticvit-deploy: ElasticViT search space, FLOPs, supernet and deployment tools.
+
+    Archs are JSON files (or - for stdin) holding either the canonical object
+    {"resolution", "first_conv", "stem", "stages"} or the official 10-element list.
+    """
+
+
+@main.command()
+@_space_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def space(space_name: str, as_json: bool) -> None:
+    """Show a search space: choices, smallest and largest subnets, exact subnet counts."""
+    sp = _resolve_space(space_name)
+    extremes = {}
+    with torch.device("meta"):  # parameter counts only: no memory, no initialisation
+        net = ElasticViTSupernet(sp)
+        for key, arch in (("min", min_arch(sp)), ("max", max_arch(sp))):
+            extremes[key] = {"arch": arch.to_dict(), "mflops": round(arch_mflops(arch, sp), 6),
+                             "params": count_parameters(net.extract(arch))}
+    info = {"space": sp.to_dict(), "fingerprint": sp.fingerprint, "table1_count": table1_count(sp),
+            "legal_count": legal_count(sp), **extremes}
+    if as_json:
+        _emit_json(info)
+        return
+    click.echo(f"space {sp.name}: {sp.description}")
+    click.echo(f"  resolutions      {list(sp.resolutions)}   (input crops {sp.crop_size}, resized in the model)")
+    click.echo(f"  first conv       widths {list(sp.first_conv_widths)}, 3x3 stride {sp.first_conv_stride}")
+    click.echo(f"  stem (MBv2 e=1)  width = first conv, depths {list(sp.stem.depths)}, kernels {list(sp.stem.kernels)}")
+    for s in sp.stages:
+        if s.is_transformer:
+            detail = f"mlp {list(s.mlp_ratios)}, v-scale {list(s.v_scales)}"
+            kind = "transformer"
+        else:
+            detail = f"kernels {list(s.kernels)}, expansions {list(s.expansions)}"
+            kind = s.kind + (" + SE" if s.se else "")
+        click.echo(f"  {s.name:<3} {kind:<12} stride {s.stride}  widths {list(s.widths)}  depths {list(s.depths)}  "
+                   f"{detail}")
+    click.echo(f"  head             MBPool x{sp.head_expansion} -> {sp.head_width} -> {sp.num_classes} classes")
+    for key in ("min", "max"):
+        e = extremes[key]
+        click.echo(f"  {key} subnet       {e['mflops']:.3f} MFLOPs, {e['params'] / 1e6:.3f} M params")
+    click.echo(f"  table1_count     {info['table1_count']:,} (Table 1 product, paper's count)")
+    click.echo(f"  legal_count      {info['legal_count']:,} (tied stem width, non-decreasing widths)")
+
+
+@main.command()
+@click.argument("arch_file", metavar="ARCH")
+@_space_option
+@click.option("--json", "as_json", is_flag=True, help='Print {"mflops": ..., "breakdown": {...}}.')
+def flops(arch_file: str, space_name: str, as_json: bool) -> None:
+    """MFLOPs of ARCH as the official ElasticViT counter gives them, with a per-stage breakdown.
+
+    ARCH is a JSON file, or - to read stdin.
+    """
+    sp = _resolve_space(space_name)
+    arch = load_arch(arch_file, sp)
+    breakdown = arch_flops_breakdown(arch, sp)
+    total = arch_mflops(arch, sp)
+    if as_json:
+        _emit_json({"mflops": round(total, 6), "breakdown": {k: round(v, 6) for k, v in breakdown.items()},
+                    "space": sp.name})
+        return
+    click.echo(f"{total:.3f} MFLOPs")
+    for name, v in breakdown.items():
+        click.echo(f"  {name:<10} {v:10.3f}")
+
+
+@main.command()
+@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True, help="How many archs.")
+@click.option("--level", type=float, default=None, metavar="C",
+              help="Only archs with C <= MFLOPs <= C + WINDOW (uniform within that window).")
+@click.option("--window", type=click.FloatRange(min=0), default=20.0, show_default=True,
+              help="Width of the FLOPs window above --level, in MFLOPs.")
+@click.option("--seed", type=int, default=None, help="Random seed (same seed, same archs).")
+@click.option("--official", is_flag=True, help="Print the official 10-element encoding instead.")
+@_space_option
+def sample(n: int, level: float | None, window: float, seed: int | None, official: bool, space_name: str) -> None:
+    """Print N valid archs as JSON lines, drawn uniformly from the legal space (or from a FLOPs window)."""
+    sp = _resolve_space(space_name)
+    if level is None:
+        rows = sample_uniform(sp, n, seed)
+    else:
+        try:
+            rows = sample_in_window(sp, level, level + window, n, seed)
+        except EmptyWindowError as e:
+            raise UserError(str(e)) from None
+    for arch in archs(rows, sp):
+        click.echo(json.dumps(arch.to_official(sp), separators=(",", ":")) if official else arch.to_json())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(as_json: bool) -> None:
+    """Version, user-data directory (set ELASTICVIT_DEPLOY_HOME to move it) and known spaces."""
+    data = {"version": __version__, "data_dir": str(user_data_dir()), "spaces": space_names(),
+            "torch": torch.__version__}
+    if as_json:
+        _emit_json(data)
+        return
+    for k, v in data.items():
+        click.echo(f"{k:<9} {v}")

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install (scripts/setup.sh) and run the default test suite. Extra arguments go to pytest (e.g. -m slow).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+set +e
+.venv/bin/python -m pytest -q "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests (exit 5)"
+  rc=0
+fi
+exit "$rc"

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from supernet.space import CNNStageSpace, SearchSpace, StemSpace, TransformerStageSpace
+
+
+@pytest.fixture(autouse=True)
+def _data_home(tmp_path, monkeypatch):
+    """Every test writes user data into its own temp dir."""
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(tmp_path / "home"))
+
+
+# A space small enough to enumerate every subnet (about 1e5), same structure as the real one.
+MICRO = SearchSpace(
+    name="micro-test", resolutions=(32, 48), first_conv_widths=(8, 16), stem=StemSpace((1, 2), (3, 5)),
+    stages=(CNNStageSpace("C0", "mbv2", 2, (16, 24), (1, 2), (3,), (3, 4)),
+            CNNStageSpace("C1", "mbv3", 2, (16, 24), (1,), (3, 5), (3,)),
+            TransformerStageSpace("T0", 2, (32, 48), (1, 2), (2, 3), (2,)),
+            TransformerStageSpace("T1", 1, (48,), (1,), (2,), (2, 3)),
+            TransformerStageSpace("T2", 2, (48, 64), (1, 2), (2,), (2,)),
+            TransformerStageSpace("T3", 1, (64,), (1, 2), (2, 3), (2,))),
+    num_classes=10, crop_size=32, head_width=64)
+
+
+def randomize_(module: torch.nn.Module, seed: int = 0) -> None:
+    """Give every parameter and BN statistic non-trivial values, so equality tests can fail."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.1 if p.dim() > 1 else 0.5))
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
