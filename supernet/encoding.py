@@ -29,14 +29,6 @@ def stage_col(stage_index: int, field: int) -> int:
     return HEADER + PER_STAGE * stage_index + field
 
 
-def column_names(space: SearchSpace) -> list[str]:
-    names = ["resolution", "first_conv", "stem.depth", "stem.kernel"]
-    for s in space.stages:
-        a, b = ("mlp_ratio", "v_scale") if s.is_transformer else ("kernel", "expansion")
-        names += [f"{s.name}.width", f"{s.name}.depth", f"{s.name}.{a}", f"{s.name}.{b}"]
-    return names
-
-
 def encode(arch: Arch) -> np.ndarray:
     row = [arch.resolution, arch.first_conv, arch.stem.depth, arch.stem.kernel]
     for s in arch.stages:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .arch import Arch
 from .layers.mobile_block import MobileBlock, StaticMobileBlock
 from .layers.norms import ElasticBatchNorm, copy_bn
-from .layers.transformer import StaticAttention, StaticFFN, SuperAttention, SuperFFN, map_to_tokens
+from .layers.transformer import SuperAttention, SuperFFN, map_to_tokens
 from .space import SearchSpace
 from .validation import check_arch
 
