@@ -108,18 +108,19 @@ def _parts(space: SearchSpace, res: Int, first: Int, stem_depth: Int, stem_kerne
     return parts
 
 
+def _arch_parts(arch: Arch, space: SearchSpace) -> list[tuple[str, Int]]:
+    stages = [(s.width, s.depth, *s.micro) for s in arch.stages]
+    return _parts(space, arch.resolution, arch.first_conv, arch.stem.depth, arch.stem.kernel, stages)
+
+
 def arch_flops_breakdown(arch: Arch, space: SearchSpace) -> dict[str, float]:
     """MFLOPs per part (first_conv, stem, each stage by name, head) of one arch."""
-    stages = [(s.width, s.depth, *s.micro) for s in arch.stages]
-    parts = _parts(space, arch.resolution, arch.first_conv, arch.stem.depth, arch.stem.kernel, stages)
-    return {name: v / 1e6 for name, v in parts}
+    return {name: v / 1e6 for name, v in _arch_parts(arch, space)}
 
 
 def arch_mflops(arch: Arch, space: SearchSpace) -> float:
     """Total MFLOPs of one arch (the official counter's value)."""
-    stages = [(s.width, s.depth, *s.micro) for s in arch.stages]
-    parts = _parts(space, arch.resolution, arch.first_conv, arch.stem.depth, arch.stem.kernel, stages)
-    return sum(v for _, v in parts) / 1e6
+    return sum(v for _, v in _arch_parts(arch, space)) / 1e6
 
 
 def batch_mflops(matrix: np.ndarray, space: SearchSpace) -> np.ndarray:

@@ -60,8 +60,8 @@ def test_parse_errors_name_the_field():
 def test_official_encoding_errors():
     t = json.loads(json.dumps(MIN_OFFICIAL))
     t[3] = [1, 3, 3, 3]  # conv_ratio shorter than the CNN depths need
-    assert "conv_ratio" in _err(lambda: Arch.from_official(t, ELASTICVIT)) and "need 5" in str(
-        _err(lambda: Arch.from_official(t, ELASTICVIT)))
+    msg = _err(lambda: Arch.from_official(t, ELASTICVIT))
+    assert "conv_ratio" in msg and "need 5" in msg
     t = json.loads(json.dumps(MIN_OFFICIAL))
     t[4] = [3, 3, 5, 3, 3]  # C0's two layers disagree on the kernel
     assert "kernel[C0]: [3, 5] mixes values inside one stage" in _err(lambda: Arch.from_official(t, ELASTICVIT))
