@@ -6,8 +6,6 @@ Every command that reads user input reports bad input as one line ``error: ...``
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any
 
 import click
 import torch
@@ -16,44 +14,14 @@ from supernet.counting import legal_count, table1_count
 from supernet.flops import arch_flops_breakdown, arch_mflops
 from supernet.model import ElasticViTSupernet, count_parameters
 from supernet.sampling import EmptyWindowError, archs, max_arch, min_arch, sample_in_window, sample_uniform
-from supernet.space import SearchSpace, get_space, space_names
+from supernet.space import space_names
 
 from . import __version__
 from .archio import load_arch
+from .cli_common import OneLineErrors, emit_json, resolve_space, space_option
+from .commands.export import export_command, inspect_command
 from .errors import UserError
 from .paths import user_data_dir
-
-
-class OneLineErrors(click.Group):
-    """A group whose usage errors (unknown option, bad value) print one line, like the commands' own errors."""
-
-    def main(self, args: Any = None, prog_name: str | None = None, **kwargs: Any) -> Any:
-        kwargs.pop("standalone_mode", None)
-        try:
-            rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
-        except click.ClickException as e:
-            click.echo(f"error: {e.format_message()}", err=True)
-            sys.exit(e.exit_code)
-        except click.exceptions.Abort:
-            click.echo("error: aborted", err=True)
-            sys.exit(130)
-        sys.exit(rv if isinstance(rv, int) else 0)
-
-
-def _space_option(f: Any) -> Any:
-    return click.option("--space", "space_name", default="elasticvit", show_default=True, metavar="NAME",
-                        help=f"Search space ({', '.join(space_names())}).")(f)
-
-
-def _resolve_space(name: str) -> SearchSpace:
-    try:
-        return get_space(name)
-    except KeyError as e:
-        raise UserError(str(e.args[0])) from None
-
-
-def _emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2))
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,11 +35,11 @@ def main() -> None:
 
 
 @main.command()
-@_space_option
+@space_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def space(space_name: str, as_json: bool) -> None:
     """Show a search space: choices, smallest and largest subnets, exact subnet counts."""
-    sp = _resolve_space(space_name)
+    sp = resolve_space(space_name)
     extremes = {}
     with torch.device("meta"):  # parameter counts only: no memory, no initialisation
         net = ElasticViTSupernet(sp)
@@ -81,7 +49,7 @@ def space(space_name: str, as_json: bool) -> None:
     info = {"space": sp.to_dict(), "fingerprint": sp.fingerprint, "table1_count": table1_count(sp),
             "legal_count": legal_count(sp), **extremes}
     if as_json:
-        _emit_json(info)
+        emit_json(info)
         return
     click.echo(f"space {sp.name}: {sp.description}")
     click.echo(f"  resolutions      {list(sp.resolutions)}   (input crops {sp.crop_size}, resized in the model)")
@@ -106,19 +74,19 @@ def space(space_name: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("arch_file", metavar="ARCH")
-@_space_option
+@space_option
 @click.option("--json", "as_json", is_flag=True, help='Print {"mflops": ..., "breakdown": {...}}.')
 def flops(arch_file: str, space_name: str, as_json: bool) -> None:
     """MFLOPs of ARCH as the official ElasticViT counter gives them, with a per-stage breakdown.
 
     ARCH is a JSON file, or - to read stdin.
     """
-    sp = _resolve_space(space_name)
+    sp = resolve_space(space_name)
     arch = load_arch(arch_file, sp)
     breakdown = arch_flops_breakdown(arch, sp)
     total = arch_mflops(arch, sp)
     if as_json:
-        _emit_json({"mflops": round(total, 6), "breakdown": {k: round(v, 6) for k, v in breakdown.items()},
+        emit_json({"mflops": round(total, 6), "breakdown": {k: round(v, 6) for k, v in breakdown.items()},
                     "space": sp.name})
         return
     click.echo(f"{total:.3f} MFLOPs")
@@ -134,10 +102,10 @@ def flops(arch_file: str, space_name: str, as_json: bool) -> None:
               help="Width of the FLOPs window above --level, in MFLOPs.")
 @click.option("--seed", type=int, default=None, help="Random seed (same seed, same archs).")
 @click.option("--official", is_flag=True, help="Print the official 10-element encoding instead.")
-@_space_option
+@space_option
 def sample(n: int, level: float | None, window: float, seed: int | None, official: bool, space_name: str) -> None:
     """Print N valid archs as JSON lines, drawn uniformly from the legal space (or from a FLOPs window)."""
-    sp = _resolve_space(space_name)
+    sp = resolve_space(space_name)
     if level is None:
         rows = sample_uniform(sp, n, seed)
     else:
@@ -156,7 +124,11 @@ def info(as_json: bool) -> None:
     data = {"version": __version__, "data_dir": str(user_data_dir()), "spaces": space_names(),
             "torch": torch.__version__}
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     for k, v in data.items():
         click.echo(f"{k:<9} {v}")
+
+
+main.add_command(export_command)
+main.add_command(inspect_command)

@@ -12,3 +12,9 @@ class UserError(click.ClickException):
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+class CommandFailed(UserError):
+    """The input was fine but the work failed (e.g. an export did not pass verification): one line, exit 1."""
+
+    exit_code = 1

@@ -1,0 +1,47 @@
+"""Pieces shared by the CLI's command modules: the one-line-error group, common options, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from supernet.space import SearchSpace, get_space, space_names
+
+from .errors import UserError
+
+
+class OneLineErrors(click.Group):
+    """A group whose usage errors (unknown option, bad value) print one line, like the commands' own errors."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **kwargs: Any) -> Any:
+        kwargs.pop("standalone_mode", None)
+        try:
+            rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except click.ClickException as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def space_option(f: Any) -> Any:
+    return click.option("--space", "space_name", default="elasticvit", show_default=True, metavar="NAME",
+                        help=f"Search space ({', '.join(space_names())}).")(f)
+
+
+def resolve_space(name: str) -> SearchSpace:
+    try:
+        return get_space(name)
+    except KeyError as e:
+        raise UserError(str(e.args[0])) from None
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+

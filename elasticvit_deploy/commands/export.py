@@ -1,0 +1,154 @@
+"""`elasticvit-deploy export` and `elasticvit-deploy inspect`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from supernet.checkpoint import CheckpointError
+
+from ..archio import load_arch
+from ..cli_common import emit_json, resolve_space, space_option
+from ..errors import CommandFailed, UserError
+from ..export import (FORMATS, QUANTIZATIONS, ExportError, InputDataError, export_subnet, load_image_samples,
+                      load_weights)
+from ..export.describe import ModelFileError, describe_model
+from ..export.pipeline import DEFAULT_SAMPLES, OutputDirError, check_request
+
+
+def parse_quantizations(value: str) -> list[str]:
+    """`none`, `all` or a comma list of QUANTIZATIONS, order kept, duplicates dropped."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if items == ["all"]:
+        return list(QUANTIZATIONS)
+    bad = [v for v in items if v not in QUANTIZATIONS]
+    if bad or not items:
+        raise UserError(f"--quantize: {', '.join(bad) or 'nothing'} is not one of {', '.join(QUANTIZATIONS)} "
+                        f"(or a comma list of them, or all)")
+    return list(dict.fromkeys(items))
+
+
+def _progress(quiet: bool) -> Any:
+    start = time.perf_counter()
+
+    def say(message: str) -> None:
+        if not quiet:
+            click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
+
+    return say
+
+
+def _summary_line(path: Path, manifest: dict[str, Any]) -> str:
+    parity = manifest["verification"]["parity"]
+    top1 = "" if parity["top1_agreement"] is None else f", top-1 agreement {parity['top1_agreement']:.0%}"
+    xnn = manifest.get("xnnpack")
+    xnn_text = "" if xnn is None else f", XNNPACK {xnn['partitions']} partition(s)" if xnn["applied"] else \
+        ", XNNPACK not applied"
+    return (f"{path}  {manifest['size_bytes'] / 1e6:.2f} MB, {manifest['graph']['op_count']} ops, max abs diff "
+            f"{parity['max_abs_diff']:.2e} vs PyTorch{top1}{xnn_text}")
+
+
+@click.command("export")
+@click.argument("arch_file", metavar="ARCH")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Supernet checkpoint to take the weights from (default: the seeded initial weights).")
+@click.option("--weights", type=click.Choice(["ema", "model"]), default="ema", show_default=True,
+              help="Checkpoint weights to use: EMA (when the checkpoint has them, as evaluation does) or raw.")
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="tflite", show_default=True)
+@click.option("--quantize", "quantize", default="none", show_default=True, metavar="MODE[,MODE]",
+              help="none (fp32), fp16, dynamic-int8, int8 (full integer, calibrated), a comma list, or all.")
+@click.option("--nhwc", is_flag=True, help="Take NHWC input (1 x res x res x 3), as mobile pipelines prefer.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="exported", show_default=True,
+              help="Output directory (created if needed).")
+@click.option("--name", default=None, help="File name stem (default: SPACE-rRES-MFLOPSmf-ARCHHASH).")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="Images (.npy/.npz, float, normalised, NCHW or NHWC) to calibrate int8 and verify with; "
+                   "first half calibrates, second half verifies. Default: the synthetic set (see README).")
+@click.option("--samples", type=click.IntRange(1, 10_000), default=DEFAULT_SAMPLES, show_default=True,
+              help="Inputs used for verification (and as many for int8 calibration).")
+@click.option("--allow-flex", is_flag=True, help="Accept Flex (SELECT_TF_OPS) or custom TFLite ops.")
+@space_option
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifests of the written models as JSON.")
+def export_command(arch_file: str, checkpoint: str | None, weights: str, fmt: str, quantize: str, nhwc: bool,
+                   out_dir: str, name: str | None, data: str | None, samples: int, allow_flex: bool, space_name: str,
+                   quiet: bool, as_json: bool) -> None:
+    """Export the subnet ARCH to TFLite and/or ONNX at its own resolution, verified against PyTorch.
+
+    The model takes a fixed 1 x 3 x res x res input (NCHW; NHWC with --nhwc) at the subnet's resolution:
+    resize images before feeding it (the supernet's in-model resize is not in the graph). Every file is run
+    on the host (LiteRT interpreter / onnxruntime) before it is published: fp32 must match PyTorch to 1e-4,
+    quantized models report their agreement. A manifest JSON is written beside each file and the arch is
+    embedded in the model's metadata. Exit status 2 on bad input, 1 if verification fails (nothing written).
+    """
+    space = resolve_space(space_name)
+    arch = load_arch(arch_file, space)
+    formats = list(FORMATS) if fmt == "all" else [fmt]
+    quantizations = parse_quantizations(quantize)
+    try:
+        check_request((1, space.in_channels, arch.resolution, arch.resolution), formats, quantizations, nhwc)
+        loaded = load_weights(checkpoint, space, prefer_ema=weights == "ema") if checkpoint else None
+        sample_set = None
+        if data:
+            shape = (1, space.in_channels, arch.resolution, arch.resolution)
+            sample_set = load_image_samples(data, shape, samples)
+    except (CheckpointError, InputDataError, ValueError) as e:
+        raise UserError(str(e)) from None
+    warnings = []
+    if loaded is None:
+        warnings.append("no --checkpoint: the subnet keeps the supernet's initial weights (seed 0); fine for "
+                        "latency work, its predictions are meaningless")
+    elif loaded.source != weights:
+        warnings.append("checkpoint has no EMA weights; exported the raw model weights")
+    if sample_set is None and "int8" in quantizations:
+        warnings.append("int8 calibrated on the synthetic input set; pass --data with real images for accuracy")
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    try:
+        results = export_subnet(arch, space, Path(out_dir), weights=loaded, name=name, samples=sample_set,
+                                formats=formats, quantizations=quantizations, channels_last=nhwc,
+                                n_samples=samples, allow_flex=allow_flex, progress=_progress(quiet or as_json))
+    except OutputDirError as e:
+        raise UserError(str(e)) from None
+    except ExportError as e:
+        raise CommandFailed(" ".join(str(e).split())) from None
+    if as_json:
+        emit_json({"models": [{"path": str(r.path), "manifest_path": str(r.manifest_path), "manifest": r.manifest}
+                              for r in results], "warnings": warnings})
+        return
+    for r in results:
+        click.echo(_summary_line(r.path, r.manifest))
+
+
+@click.command("inspect")
+@click.argument("model_file", metavar="MODEL")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect_command(model_file: str, as_json: bool) -> None:
+    """Show what a .tflite/.onnx model says about itself: embedded arch and export settings, op histogram,
+    sha256, and whether the manifest beside it matches the file."""
+    try:
+        info = describe_model(model_file)
+    except ModelFileError as e:
+        raise UserError(str(e)) from None
+    if as_json:
+        emit_json(info)
+        return
+    meta = info["metadata"]
+    click.echo(f"{info['path']}: {info['format']}, {info['size_bytes']:,} bytes, sha256 {info['sha256'][:16]}...")
+    if meta is None:
+        click.echo("  no elasticvit-deploy metadata (not exported by this tool)")
+    else:
+        for key in ("kind", "space", "resolution", "mflops", "params", "quantization", "input_layout", "input_shape",
+                    "tool"):
+            if key in meta:
+                click.echo(f"  {key:<13} {meta[key]}")
+        if "arch" in meta:
+            click.echo(f"  {'arch':<13} {meta['arch']}")
+    ops = ", ".join(f"{k} {v}" for k, v in list(info["graph"]["ops"].items())[:8])
+    click.echo(f"  {'ops':<13} {info['graph']['op_count']} ({ops}{', ...' if len(info['graph']['ops']) > 8 else ''})")
+    m = info["manifest"]
+    state = "none beside the file" if m["path"] is None else ("matches" if m["matches"] else "DOES NOT MATCH the file")
+    click.echo(f"  {'manifest':<13} {state}")

@@ -1,0 +1,70 @@
+"""Export an ElasticViT subnet: build it from the supernet (a checkpoint's weights or the seeded initial
+weights), describe it (arch, space, MFLOPs, parameters, weights' hash) and hand it to the export pipeline.
+
+The exported graph takes the subnet's own resolution, ``1 x 3 x res x res`` (NCHW, or NHWC when channels-last),
+so the supernet's in-model resize never appears in it: resize images before feeding the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from supernet.arch import Arch
+from supernet.checkpoint import SupernetWeights, load_supernet_weights
+from supernet.flops import arch_mflops
+from supernet.model import ElasticViTSupernet, StaticSubnet, count_parameters
+from supernet.space import SearchSpace
+
+from .inputs import SampleSet
+from .pipeline import ExportedModel, export_module
+
+INIT_SEED = 0  # without a checkpoint, the supernet is initialised from this seed: same arch, same model bytes
+
+
+def load_weights(path: str | Path, space: SearchSpace, prefer_ema: bool = True) -> SupernetWeights:
+    """Read and validate a supernet checkpoint for `space` (keys and shapes checked without building the net)."""
+    with torch.device("meta"):
+        expected = ElasticViTSupernet(space).state_dict()
+    return load_supernet_weights(path, space, expected, prefer_ema=prefer_ema)
+
+
+def build_subnet(arch: Arch, space: SearchSpace, weights: SupernetWeights | None = None) -> StaticSubnet:
+    """The static subnet of `arch`: from `weights`, or from the supernet's initial weights (seed `INIT_SEED`)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        net = ElasticViTSupernet(space)
+    if weights is not None:
+        net.load_state_dict(weights.state_dict)
+    return net.extract(arch)
+
+
+def arch_digest(arch: Arch) -> str:
+    return hashlib.sha256(arch.to_json().encode()).hexdigest()[:10]
+
+
+def default_name(arch: Arch, space: SearchSpace) -> str:
+    return f"{space.name}-r{arch.resolution}-{arch_mflops(arch, space):.0f}mf-{arch_digest(arch)}"
+
+
+def subnet_metadata(arch: Arch, space: SearchSpace, subnet: StaticSubnet,
+                    weights: SupernetWeights | None) -> dict[str, Any]:
+    """What the model file says about itself (embedded) and its manifest repeats. No paths or timestamps, so the
+    same arch and weights always give byte-identical files (the results store keys measurements on their hash)."""
+    return {"kind": "elasticvit-subnet", "space": space.name, "space_fingerprint": space.fingerprint,
+            "arch": arch.to_dict(), "resolution": arch.resolution, "mflops": round(arch_mflops(arch, space), 6),
+            "params": count_parameters(subnet),
+            "checkpoint": None if weights is None else {"sha256": weights.sha256, "weights": weights.source},
+            "init_seed": INIT_SEED if weights is None else None}
+
+
+def export_subnet(arch: Arch, space: SearchSpace, out_dir: str | Path, *, weights: SupernetWeights | None = None,
+                  name: str | None = None, samples: SampleSet | None = None, **options: Any) -> list[ExportedModel]:
+    """Export `arch` (see `pipeline.export_module` for `options`: formats, quantizations, channels_last, ...)."""
+    subnet = build_subnet(arch, space, weights)
+    shape = (1, space.in_channels, arch.resolution, arch.resolution)
+    return export_module(subnet, shape, out_dir, name or default_name(arch, space),
+                         metadata=subnet_metadata(arch, space, subnet, weights), samples=samples, **options)
