@@ -100,6 +100,21 @@ def test_fp32_files_match_pytorch_on_fresh_inputs(tiny_export):
     assert max(np.abs(sess.run(xi.numpy()) - r).max() for xi, r in zip(x, ref)) <= 1e-4
 
 
+def test_no_checkpoint_graph_is_a_trained_subnets_graph(tiny_export):
+    """Initial weights would let the converter fold zero-scale BN branches and unit LayerNorm affines away."""
+    from elasticvit_deploy.export import tflite_format
+
+    arch, _, models = tiny_export
+    net = ElasticViTSupernet(TINY)
+    randomize_(net, seed=8)  # stands in for trained weights: nothing is 0 or 1
+    trained = net.extract(arch)
+    ops = inspect_graph(tflite_format.convert_module(trained, torch.zeros(1, 3, 32, 32), False)).ops
+    exported = next(m for m in models if m.format == "tflite" and m.quantization == "none").manifest["graph"]["ops"]
+    assert exported == ops
+    assert exported["CONV_2D"] + exported["DEPTHWISE_CONV_2D"] == sum(
+        isinstance(m, torch.nn.Conv2d) for m in trained.modules())
+
+
 def test_model_files_describe_themselves(tiny_export):
     arch, _, models = tiny_export
     for m in models:

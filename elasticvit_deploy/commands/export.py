@@ -99,8 +99,8 @@ def export_command(arch_file: str, checkpoint: str | None, weights: str, fmt: st
         raise UserError(str(e)) from None
     warnings = []
     if loaded is None:
-        warnings.append("no --checkpoint: the subnet keeps the supernet's initial weights (seed 0); fine for "
-                        "latency work, its predictions are meaningless")
+        warnings.append("no --checkpoint: the subnet has the supernet's initial weights (seed 0, trained-like "
+                        "norm layers): a trained subnet's graph and latency, but meaningless predictions")
     elif loaded.source != weights:
         warnings.append("checkpoint has no EMA weights; exported the raw model weights")
     if sample_set is None and "int8" in quantizations:

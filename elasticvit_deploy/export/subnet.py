@@ -16,6 +16,7 @@ import torch
 from supernet.arch import Arch
 from supernet.checkpoint import SupernetWeights, load_supernet_weights
 from supernet.flops import arch_mflops
+from supernet.layers.norms import JointLayerNorm
 from supernet.model import ElasticViTSupernet, StaticSubnet, count_parameters
 from supernet.space import SearchSpace
 
@@ -32,13 +33,35 @@ def load_weights(path: str | Path, space: SearchSpace, prefer_ema: bool = True) 
     return load_supernet_weights(path, space, expected, prefer_ema=prefer_ema)
 
 
+def _trained_like_norms_(net: torch.nn.Module, seed: int) -> None:
+    """Give every BatchNorm and LayerNorm a random scale and shift (and BN running statistics), as a trained
+    network has."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, JointLayerNorm)):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
 def build_subnet(arch: Arch, space: SearchSpace, weights: SupernetWeights | None = None) -> StaticSubnet:
-    """The static subnet of `arch`: from `weights`, or from the supernet's initial weights (seed `INIT_SEED`)."""
+    """The static subnet of `arch`: from `weights`, or from the supernet's initial weights (seed `INIT_SEED`)
+    with trained-like normalisation parameters.
+
+    Training initialises the stride-1 blocks' last BN scale to 0 (each residual branch starts as the identity)
+    and the LayerNorm affines to 1 and 0; a converter folds such branches and affines away, so an export of the
+    raw initial weights is a smaller, faster graph than any trained subnet. With random norm parameters the
+    exported graph matches a trained subnet's op for op, which is what latency work needs."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(INIT_SEED)
         net = ElasticViTSupernet(space)
     if weights is not None:
         net.load_state_dict(weights.state_dict)
+    else:
+        _trained_like_norms_(net, INIT_SEED)
     return net.extract(arch)
 
 
