@@ -258,7 +258,7 @@ def test_synthetic_and_file_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["arch", "checkpoint_corrupt", "checkpoint_foreign", "out_is_file", "quantize",
-                                  "data", "format"])
+                                  "data", "format", "name"])
 def test_cli_bad_input_one_line_exit_2_nothing_written(tmp_path, case):
     arch = tmp_path / "arch.json"
     arch.write_text(min_arch(TINY).to_json())
@@ -286,6 +286,9 @@ def test_cli_bad_input_one_line_exit_2_nothing_written(tmp_path, case):
         np.save(tmp_path / "d.npy", np.zeros((4, 5, 8, 8), dtype=np.float32))
         args += ["--data", tmp_path / "d.npy"]
         needle = "5 channels"
+    elif case == "name":
+        args += ["--name", "a/b"]
+        needle = "name 'a/b'"
     else:
         args += ["--format", "coreml"]
         needle = "--format"
@@ -312,8 +315,10 @@ def test_inspect_rejects_unknown_and_corrupt_files(tmp_path):
 def test_request_validation():
     for kwargs, msg in [({"input_shape": (2, 3, 8, 8)}, "batch 1"), ({"channels_last": True, "input_shape": (1, 8)},
                                                                      "4-D"),
-                        ({"formats": ("tf",)}, "unknown format"), ({"quantizations": ("int4",)}, "unknown quant")]:
-        args = dict(input_shape=(1, 3, 8, 8), formats=("tflite",), quantizations=("none",), channels_last=False)
+                        ({"formats": ("tf",)}, "unknown format"), ({"quantizations": ("int4",)}, "unknown quant"),
+                        ({"name": "../evil"}, "file name"), ({"name": ""}, "file name")]:
+        args = dict(name="m", input_shape=(1, 3, 8, 8), formats=("tflite",), quantizations=("none",),
+                    channels_last=False)
         args.update(kwargs)
         with pytest.raises(ValueError, match=msg):
             pipeline.check_request(**args)

@@ -13,8 +13,8 @@ from supernet.checkpoint import CheckpointError
 from ..archio import load_arch
 from ..cli_common import emit_json, resolve_space, space_option
 from ..errors import CommandFailed, UserError
-from ..export import (FORMATS, QUANTIZATIONS, ExportError, InputDataError, export_subnet, load_image_samples,
-                      load_weights)
+from ..export import (FORMATS, QUANTIZATIONS, ExportError, InputDataError, default_name, export_subnet,
+                      load_image_samples, load_weights)
 from ..export.describe import ModelFileError, describe_model
 from ..export.pipeline import DEFAULT_SAMPLES, OutputDirError, check_request
 
@@ -89,7 +89,8 @@ def export_command(arch_file: str, checkpoint: str | None, weights: str, fmt: st
     formats = list(FORMATS) if fmt == "all" else [fmt]
     quantizations = parse_quantizations(quantize)
     try:
-        check_request((1, space.in_channels, arch.resolution, arch.resolution), formats, quantizations, nhwc)
+        name = name or default_name(arch, space)
+        check_request(name, (1, space.in_channels, arch.resolution, arch.resolution), formats, quantizations, nhwc)
         loaded = load_weights(checkpoint, space, prefer_ema=weights == "ema") if checkpoint else None
         sample_set = None
         if data:

@@ -10,6 +10,7 @@ renamed to their final names, each with a manifest JSON beside it. On any failur
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ FORMATS = ("tflite", "onnx")
 EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx"}
 QUANT_TAGS = {"none": "fp32", "fp16": "fp16", "dynamic-int8": "dynint8", "int8": "int8"}
 DEFAULT_SAMPLES = 8
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,150}")
 
 Progress = Callable[[str], None]
 
@@ -82,9 +84,11 @@ def output_name(name: str, fmt: str, quantization: str, channels_last: bool) -> 
     return f"{name}-{QUANT_TAGS[quantization]}{'-nhwc' if channels_last else ''}{EXTENSIONS[fmt]}"
 
 
-def check_request(input_shape: Sequence[int], formats: Sequence[str], quantizations: Sequence[str],
+def check_request(name: str, input_shape: Sequence[int], formats: Sequence[str], quantizations: Sequence[str],
                   channels_last: bool) -> None:
     """Raise ValueError for a request that cannot be exported (before any work is done)."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"name {name!r}: use letters, digits, '.', '_' and '-' only (it becomes a file name)")
     if not input_shape or input_shape[0] != 1 or any(int(d) < 1 for d in input_shape):
         raise ValueError(f"input shape must be batch 1 with positive sizes, got {tuple(input_shape)}")
     if channels_last and len(input_shape) != 4:
@@ -238,7 +242,7 @@ def export_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: 
     copied into every manifest. Raises `ExportError` (nothing written), `OutputDirError`, or ValueError for a
     bad request."""
     shape = tuple(int(d) for d in input_shape)
-    check_request(shape, formats, quantizations, channels_last)
+    check_request(name, shape, formats, quantizations, channels_last)
     out_dir = Path(out_dir)
     created_dir = prepare_out_dir(out_dir)
     module = module.eval()
