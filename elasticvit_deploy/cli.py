@@ -20,6 +20,7 @@ from . import __version__
 from .archio import load_arch
 from .cli_common import OneLineErrors, emit_json, resolve_space, space_option
 from .commands.export import export_command, inspect_command
+from .commands.farm import farm_group, measure_command, results_group
 from .errors import UserError
 from .paths import user_data_dir
 
@@ -132,3 +133,6 @@ def info(as_json: bool) -> None:
 
 main.add_command(export_command)
 main.add_command(inspect_command)
+main.add_command(measure_command)
+main.add_command(farm_group)
+main.add_command(results_group)

@@ -1,0 +1,324 @@
+"""`elasticvit-deploy measure`, `farm list/add/setup/simulate` and `results export`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import signal
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from ..cli_common import emit_json
+from ..errors import CommandFailed, UserError
+from ..farm.adb import AdbServer, FarmError, Phone, check_serial
+from ..farm.batch import BatchReport, measure_batch
+from ..farm.identity import read_identity
+from ..farm.install import check_benchmark_binary, install_on
+from ..farm.measure import HostTarget, LocalModel, MeasureOptions, PhoneTarget, Target
+from ..farm.registry import DeviceEntry, Registry, check_alias
+from ..farm.runner_protocol import DELEGATES, RunnerSettings
+from ..farm.store import ResultsStore
+
+
+def _adb_option(f: Any) -> Any:
+    return click.option("--adb", "adb", default=None, metavar="HOST:PORT",
+                        help="adb server (default: $ADB_SERVER_SOCKET, $ANDROID_ADB_SERVER_PORT, 127.0.0.1:5037).")(f)
+
+
+def _server(adb: str | None) -> AdbServer:
+    try:
+        return AdbServer.resolve(adb)
+    except FarmError as e:
+        raise UserError(str(e)) from None
+
+
+def _targets(serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool, adb: str | None,
+             base: RunnerSettings, options: MeasureOptions) -> list[Target]:
+    registry = Registry()
+    wanted: list[DeviceEntry] = []
+    try:
+        for s in serials:
+            wanted.append(registry.resolve(check_serial(s)))
+        for d in devices:
+            if d == "host":
+                continue
+            entries = registry.load()
+            if d not in entries:
+                known = ", ".join(sorted(entries)) or "none registered yet (see `farm add`)"
+                raise UserError(f"--device {d}: unknown alias (known: {known}; or use host)")
+            wanted.append(entries[d])
+    except FarmError as e:
+        raise UserError(str(e)) from None
+    targets: list[Target] = [HostTarget(base)] if "host" in devices or not (serials or devices or use_all) else []
+    if wanted or use_all:
+        server = _server(adb)
+        if use_all:
+            try:
+                states = server.states()
+            except FarmError as e:
+                raise CommandFailed(str(e)) from None
+            known = {e.serial for e in wanted}
+            wanted += [registry.resolve(s) for s, st in sorted(states.items()) if st == "device" and s not in known]
+            if not wanted:
+                raise CommandFailed(f"--all: no phone in state 'device' on the adb server at {server}")
+        for entry in dict.fromkeys(wanted):
+            settings = replace(base, threads=base.threads or entry.threads or 1,
+                               cores=base.cores or entry.cores or "auto")
+            targets.append(PhoneTarget(Phone(server, entry.serial), entry.alias, settings, options))
+    return targets
+
+
+def _table(report: BatchReport) -> str:
+    lines = [f"{'device':<16} {'model':<40} {'median ms':>10} {'p90':>8} {'cv':>6} {'rounds':>7} {'init ms':>8} "
+             f"{'temp C':>11}  notes"]
+    for r in report.results:
+        s = r.summary
+        temp = s["temperature_c"]
+        temp_text = "-" if temp["first"] is None else f"{temp['first']:.0f}->{temp['last']:.0f}"
+        notes = [k for k, v in s["throttling"].items() if v and k != "any"] + (["cached"] if r.cached else [])
+        name = r.device.get("alias") or r.device["serial"]
+        lines.append(f"{name:<16} {Path(r.model).name[:40]:<40} {s['median_ms']:>10.3f} {s['p90_ms']:>8.3f} "
+                     f"{s['cv']:>6.1%} {s['rounds']:>3}x{r.flags['runs']:<3} "
+                     f"{s['init_ms'] if s['init_ms'] is None else round(s['init_ms'], 1)!s:>8} {temp_text:>11}  "
+                     f"{', '.join(notes) or '-'}")
+    return "\n".join(lines)
+
+
+@click.command("measure")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL.tflite...")
+@click.option("--serial", "serials", multiple=True, metavar="SERIAL", help="Phone by adb serial (repeatable).")
+@click.option("--device", "devices", multiple=True, metavar="ALIAS",
+              help="Phone by registry alias (see `farm list`), or `host` for this machine's CPU (repeatable).")
+@click.option("--all", "use_all", is_flag=True, help="Every ready phone on the adb server, in parallel.")
+@click.option("--warmup", type=click.IntRange(0, 10_000), default=10, show_default=True, help="Warm-up runs/round.")
+@click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs/round.")
+@click.option("--rounds", type=click.IntRange(1, 1000), default=3, show_default=True,
+              help="benchmark_model invocations; each round's mean is one sample of the statistics.")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="CPU threads [registry, else 1].")
+@click.option("--cores", default=None, metavar="MASK",
+              help="taskset hex core mask, e.g. 70 [registry, else the phone's big cluster].")
+@click.option("--delegate", type=click.Choice(DELEGATES), default="xnnpack", show_default=True)
+@click.option("--until-stable", "until_stable", type=click.FloatRange(0.01, 100), default=None, metavar="EPS",
+              help="Add rounds until the median's 95%% CI is within +-EPS%% (up to --max-rounds).")
+@click.option("--max-rounds", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--cool-below", type=click.FloatRange(10, 100), default=42.0, show_default=True, metavar="C",
+              help="Before each round, wait until the phone is cooler than this (degrees C).")
+@click.option("--cool-timeout", type=click.IntRange(0, 3600), default=60, show_default=True, metavar="S")
+@click.option("--fresh", is_flag=True, help="Measure again even if the store holds a matching result.")
+@_adb_option
+@click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
+              help="Results database (default: results.sqlite in the user-data dir).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool,
+                    warmup: int, runs: int, rounds: int, threads: int | None, cores: str | None, delegate: str,
+                    until_stable: float | None, max_rounds: int, cool_below: float, cool_timeout: int, fresh: bool,
+                    adb: str | None, store_path: str | None, as_json: bool) -> None:
+    """Measure .tflite MODELs on phones (--serial/--device/--all) or on this host (--device host, the default).
+
+    Reports per model and device: median, p90, mean, std, CV, min of the round means, init time, temperatures
+    and throttling flags, with the device fingerprint and runtime version. Results are stored (SQLite) and
+    reused unless --fresh; an interrupted batch resumes where it stopped.
+    """
+    try:
+        local = [LocalModel.load(m) for m in models]
+        base = RunnerSettings(warmup=warmup, runs=runs, threads=threads or 0, cores=cores, delegate=delegate,
+                              cool_below_mc=int(cool_below * 1000), cool_timeout_s=cool_timeout)
+        if cores is not None:
+            RunnerSettings(cores=cores).validate()
+    except (FarmError, ValueError) as e:
+        raise UserError(str(e)) from None
+    options = MeasureOptions(rounds=rounds, until_stable_pct=until_stable, max_rounds=max(max_rounds, rounds),
+                             fresh=fresh)
+    targets = _targets(serials, devices, use_all, adb, base, options)
+    for t in targets:
+        if isinstance(t, HostTarget):
+            t.settings = replace(base, threads=base.threads or 1)
+    if not (serials or devices or use_all) and not as_json:
+        click.echo("measuring on this host (no --serial/--device/--all given)", err=True)
+    store = ResultsStore(store_path)
+    bar = tqdm(total=len(targets) * len(local), desc="measuring", unit="model", disable=as_json, leave=False)
+    lock = threading.Lock()
+
+    def tick(_name: str) -> None:
+        with lock:
+            bar.update(1)
+
+    try:
+        report = measure_batch(targets, local, store, options, progress=tick)
+    finally:
+        bar.close()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        if report.results:
+            click.echo(_table(report))
+        for s in report.skipped:
+            click.echo(f"skipped {s['device']}: {s['reason']}", err=True)
+        for f in report.failures:
+            click.echo(f"failed {f['device']} {Path(f['model']).name}: {f['error']}", err=True)
+    if report.failures or report.skipped:
+        problem = (report.skipped or report.failures)[0]
+        raise CommandFailed(problem.get("reason") or problem.get("error", "some measurements failed"))
+
+
+@click.group("farm")
+def farm_group() -> None:
+    """Phones on an adb server: list, name, set up, or simulate them."""
+
+
+@farm_group.command("list")
+@_adb_option
+@click.option("--json", "as_json", is_flag=True)
+def farm_list(adb: str | None, as_json: bool) -> None:
+    """Every phone the adb server knows (serial, alias, model, state) and registered aliases not connected."""
+    server = _server(adb)
+    try:
+        registry = Registry().load()
+        states = server.states()
+    except FarmError as e:
+        raise CommandFailed(str(e)) from None
+    by_serial = {e.serial: e for e in registry.values()}
+    rows = []
+    for serial, state in sorted(states.items()):
+        model = "?"
+        if state == "device":
+            try:
+                model = read_identity(Phone(server, serial)).model
+            except FarmError:
+                pass
+        entry = by_serial.get(serial)
+        rows.append({"serial": serial, "alias": entry.alias if entry else None, "model": model, "state": state})
+    for entry in registry.values():
+        if entry.serial not in states:
+            rows.append({"serial": entry.serial, "alias": entry.alias, "model": "?", "state": "not connected"})
+    if as_json:
+        emit_json({"adb_server": str(server), "devices": rows})
+        return
+    click.echo(f"adb server {server}")
+    for r in rows:
+        click.echo(f"  {r['serial']:<24} {r['alias'] or '-':<12} {r['model']:<20} {r['state']}")
+    if not rows:
+        click.echo("  no phones (connect one, or try `elasticvit-deploy farm simulate`)")
+
+
+@farm_group.command("add")
+@click.argument("alias")
+@click.option("--serial", required=True, help="The phone's adb serial.")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Default threads for this phone.")
+@click.option("--cores", default=None, metavar="MASK", help="Default taskset hex core mask for this phone.")
+def farm_add(alias: str, serial: str, threads: int | None, cores: str | None) -> None:
+    """Name a phone: `farm add pixel4 --serial 98KAY17CJ1 --cores 70` (written to devices.toml)."""
+    try:
+        if cores is not None:
+            RunnerSettings(cores=cores).validate()
+        registry = Registry()
+        registry.add(DeviceEntry(check_alias(alias), check_serial(serial), threads, cores))
+    except (FarmError, ValueError) as e:
+        raise UserError(str(e)) from None
+    click.echo(f"{alias} -> {serial} ({registry.path})")
+
+
+@farm_group.command("setup")
+@click.option("--benchmark-binary", "binary", required=True, type=click.Path(dir_okay=False),
+              help="LiteRT benchmark_model built for the phones' ABI (android_aarch64).")
+@click.option("--serial", "serials", multiple=True, help="Only these phones (default: every ready phone).")
+@_adb_option
+def farm_setup(binary: str, serials: tuple[str, ...], adb: str | None) -> None:
+    """Push benchmark_model and the runner to phones, skipping phones that already hold the same sha256."""
+    try:
+        path, sha = check_benchmark_binary(binary)
+        for s in serials:
+            check_serial(s)
+    except FarmError as e:
+        raise UserError(str(e)) from None
+    server = _server(adb)
+    try:
+        chosen = list(serials) or [s for s, st in sorted(server.states().items()) if st == "device"]
+    except FarmError as e:
+        raise CommandFailed(str(e)) from None
+    if not chosen:
+        raise CommandFailed(f"no phone in state 'device' on the adb server at {server}")
+    failed = []
+    for serial in chosen:
+        try:
+            pushed = install_on(Phone(server, serial), path, sha)
+            done = ", ".join(f"{k} {'pushed' if v else 'up to date'}" for k, v in pushed.items())
+            click.echo(f"{serial}: {done}")
+        except FarmError as e:
+            click.echo(f"{serial}: FAILED {e}", err=True)
+            failed.append(str(e))
+    if failed:
+        raise CommandFailed(failed[0])
+
+
+@farm_group.command("simulate")
+@click.option("--devices", default="pixel1,pixel4,pixel6,xiaomi11", show_default=True,
+              help="Comma list of simulated phone profiles.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--time-scale", type=click.FloatRange(0.001, 100), default=1.0, show_default=True,
+              help="Multiplies simulated durations (sleeps, cooling).")
+def farm_simulate(devices: str, port: int, time_scale: float) -> None:
+    """Run simulated phones behind an adb server on 127.0.0.1 until Ctrl-C.
+
+    A SIMULATOR for trying the workflow and for CI, nothing more: its benchmark_model runs the pushed .tflite on
+    this host through ai-edge-litert and scales the timings by a per-phone factor, with noise and throttling.
+    """
+    from ..farm.simulator import PROFILES, SimulatedFarm
+
+    names = [d.strip() for d in devices.split(",") if d.strip()]
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown or not names:
+        raise UserError(f"--devices: unknown profile {', '.join(unknown) or '(none)'}; choose from "
+                        f"{', '.join(PROFILES)}")
+    try:
+        farm = SimulatedFarm(names, port=port, time_scale=time_scale)
+        farm.start()
+    except OSError as e:
+        raise CommandFailed(f"cannot listen on 127.0.0.1:{port} ({e.strerror or e})") from None
+    click.echo(f"simulated adb server on 127.0.0.1:{farm.port} (simulator, not real phones)")
+    for serial in farm.serials:
+        click.echo(f"  {serial:<20} {farm.phone(serial).profile.model}")
+    click.echo(f"use it: export ANDROID_ADB_SERVER_PORT={farm.port}   (or --adb 127.0.0.1:{farm.port}); Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        farm.stop()
+
+
+@click.group("results")
+def results_group() -> None:
+    """The results store (SQLite): every raw sample and summary measured so far."""
+
+
+@results_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--incomplete", is_flag=True, help="Include unfinished (interrupted) measurements.")
+def results_export(fmt: str, store_path: str | None, incomplete: bool) -> None:
+    """Print every stored measurement (JSON with raw samples, or one CSV row per measurement)."""
+    if store_path and not Path(store_path).is_file():
+        raise UserError(f"{store_path}: no such results store")
+    rows = [m.to_dict() for m in ResultsStore(store_path).all(complete_only=not incomplete)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    out = io.StringIO()
+    cols = ["model_name", "model_sha256", "device_serial", "device_alias", "device_fingerprint", "runtime_version",
+            "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "rounds", "complete", "flags"]
+    writer = csv.DictWriter(out, fieldnames=cols)
+    writer.writeheader()
+    for r in rows:
+        s = r["summary"] or {}
+        writer.writerow({**{c: r.get(c) for c in cols if c in r}, **{c: s.get(c) for c in cols if c in s},
+                         "flags": json.dumps(r["flags"], sort_keys=True)})
+    click.echo(out.getvalue(), nl=False)

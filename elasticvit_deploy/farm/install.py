@@ -1,0 +1,36 @@
+"""`farm setup`: put the user's LiteRT `benchmark_model` (and the runner) on phones, once."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .adb import FarmError, Phone
+from .measure import RUNNER_SOURCE
+from .runner_protocol import BENCHMARK_PATH, RUNNER_PATH
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def check_benchmark_binary(path: str | Path) -> tuple[Path, str]:
+    """The binary must exist and be an ELF executable (LiteRT publishes android_aarch64 builds)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FarmError(f"{path}: no such file (download benchmark_model for android_aarch64 from LiteRT's "
+                        f"releases or build it with bazel)")
+    data = path.read_bytes()
+    if not data.startswith(ELF_MAGIC):
+        raise FarmError(f"{path}: not an ELF executable; expected LiteRT's benchmark_model for Android")
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def install_on(phone: Phone, binary: Path, sha256: str) -> dict[str, bool]:
+    """Push benchmark_model (executable) and the runner unless the phone already holds the same sha256."""
+    phone.check_ready()
+    pushed_bench = phone.push_if_changed(binary, BENCHMARK_PATH, sha256, mode=0o755)
+    runner_sha = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()
+    pushed_runner = phone.push_if_changed(RUNNER_SOURCE, RUNNER_PATH, runner_sha)
+    r = phone.shell(["chmod", "755", BENCHMARK_PATH])
+    if r.exit_code != 0:
+        raise FarmError(f"{phone.serial}: cannot make {BENCHMARK_PATH} executable: {r.stderr.strip()}")
+    return {"benchmark_model": pushed_bench, "runner": pushed_runner}

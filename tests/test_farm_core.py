@@ -1,0 +1,190 @@
+"""Farm pieces that need no phone: statistics, runner protocol, results store, registry, host measurement."""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from elasticvit_deploy.cli import main
+from elasticvit_deploy.export import tflite_format
+from elasticvit_deploy.farm.adb import AdbServer, FarmError, check_serial, device_path
+from elasticvit_deploy.farm.measure import HostTarget, LocalModel, MeasureOptions, measure_model
+from elasticvit_deploy.farm.registry import DeviceEntry, Registry
+from elasticvit_deploy.farm.runner_protocol import (RunnerOutputError, RunnerSettings, parse_runner_output,
+                                                    runner_argv)
+from elasticvit_deploy.farm.stats import is_stable, median_ci, summarize
+from elasticvit_deploy.farm.store import ResultsStore, measurement_key
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory):
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(8 * 8 * 8, 4)).eval()
+    path = tmp_path_factory.mktemp("m") / "tiny.tflite"
+    path.write_bytes(tflite_format.convert_module(module, torch.zeros(1, 3, 8, 8), False))
+    return path
+
+
+def test_summary_and_median_ci():
+    x = [10.0, 11.0, 9.0, 10.5, 9.5, 10.2, 9.8, 10.1, 30.0]
+    s = summarize(x)
+    assert s.median_ms == pytest.approx(10.1) and s.min_ms == 9.0 and s.max_ms == 30.0 and s.runs == 9
+    assert s.p90_ms == pytest.approx(np.percentile(x, 90)) and s.cv == pytest.approx(np.std(x, ddof=1) / np.mean(x))
+    lo, hi = median_ci(x)
+    assert lo <= s.median_ms <= hi and hi < 30.0  # an outlier does not reach the CI of the median
+    rng = np.random.default_rng(0)
+    assert is_stable(list(100 + rng.normal(0, 0.1, 40)), 1.0)
+    assert not is_stable(list(100 + rng.normal(0, 30, 6)), 1.0)
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+RUNNER_OK = """EVD version 1
+EVD root 0
+EVD cool round=0 waited_s=2 temp_mc=39000 reached=1
+EVD before round=0 temp_mc=39000 freqs_khz=1000,2000
+EVD begin round=0
+INFO: LiteRT version: 2.3.0-sim
+INFO: count=10 first=2345 curr=2101 min=2050 max=2345 avg=2120.5 std=80
+INFO: count=50 first=2100 curr=2090 min=2010 max=2210 avg=2101.2 std=41
+INFO: Inference timings in us: Init: 12345, First inference: 2345, Warmup (avg): 2120.5, Inference (avg): 2101.2
+EVD end round=0 exit=0
+EVD after round=0 temp_mc=41000 freqs_khz=1000,1500
+EVD done
+"""
+
+
+def test_runner_output_parsing():
+    out = parse_runner_output(RUNNER_OK)
+    (r,) = out.rounds
+    assert r.count == 50 and r.avg_us == pytest.approx(2101.2) and r.init_us == 12345 and r.latency_ms == 2.1012
+    assert r.cool == {"waited_s": 2, "temp_mc": 39000, "reached": 1} and r.after["freqs_khz"] == [1000, 1500]
+    assert out.runtime_version == "2.3.0-sim" and out.root is False
+    for broken, code in [(RUNNER_OK.replace("EVD done\n", ""), "garbled"),
+                         (RUNNER_OK.replace("exit=0", "exit=1"), "bench_failed"),
+                         ("EVD version 1\nEVD error bench_missing benchmark_model not found\n", "bench_missing"),
+                         ("\x00\x13garbage" * 20, "garbled"),
+                         (RUNNER_OK.replace("INFO: Inference timings", "INFO: nothing"), "garbled")]:
+        with pytest.raises(RunnerOutputError) as e:
+            parse_runner_output(broken)
+        assert e.value.code == code
+
+
+def test_runner_argv_is_validated():
+    argv = runner_argv("/data/local/tmp/elasticvit-deploy/models/ab.tflite", RunnerSettings(cores="70"), 3,
+                       "/sys/class/thermal/thermal_zone0/temp", 1000)
+    assert argv[:2] == ["sh", "/data/local/tmp/elasticvit-deploy/runner.sh"] and "--cores" in argv
+    for bad in ["/data/x; rm -rf /", "/data/$(id)", "relative/path", "/data/../etc", "/data/a b"]:
+        with pytest.raises(FarmError):
+            device_path(bad)
+    for settings in [RunnerSettings(cores="7;0"), RunnerSettings(runs=0), RunnerSettings(delegate="dsp")]:
+        with pytest.raises(ValueError):
+            settings.validate()
+    for serial in ["a b", "x;y", "$(id)", "", "a\nb", "q'"]:
+        with pytest.raises(FarmError):
+            check_serial(serial)
+    assert check_serial("192.168.1.5:5555") and check_serial("emulator-5554")
+
+
+def test_adb_server_resolution(monkeypatch):
+    monkeypatch.delenv("ADB_SERVER_SOCKET", raising=False)
+    monkeypatch.delenv("ANDROID_ADB_SERVER_PORT", raising=False)
+    assert AdbServer.resolve() == AdbServer("127.0.0.1", 5037, False)
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", "5999")
+    assert AdbServer.resolve().port == 5999
+    monkeypatch.setenv("ADB_SERVER_SOCKET", "tcp:farm.local:6000")
+    assert AdbServer.resolve() == AdbServer("farm.local", 6000, True)
+    assert AdbServer.resolve("10.0.0.2:7000") == AdbServer("10.0.0.2", 7000, True)
+    for bad in ["host:port", "1:99999"]:
+        with pytest.raises(FarmError):
+            AdbServer.resolve(bad)
+    with pytest.raises(FarmError, match="no adb server at 127.0.0.1:1"):
+        AdbServer.resolve("127.0.0.1:1").client()
+
+
+def test_store_rounds_resume_and_reuse(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    device = {"fingerprint": "fp", "serial": "s1", "alias": "p"}
+    key = measurement_key("sha", "fp", "rt", {"runs": 5})
+    assert key != measurement_key("sha", "fp", "rt", {"runs": 6})
+    mid = store.start(key, model_sha256="sha", model_name="m.tflite", device=device, runtime_version="rt",
+                      flags={"runs": 5})
+    store.add_round(mid, [1.5], {"count": 5})
+    assert store.find(key) is None and store.find(key, complete_only=False).samples == [1.5]
+    again = ResultsStore(tmp_path / "r.sqlite")  # a new process after a crash: the same unfinished measurement
+    assert again.start(key, model_sha256="sha", model_name="m.tflite", device=device, runtime_version="rt",
+                       flags={"runs": 5}) == mid
+    again.add_round(mid, [1.7], {"count": 5})
+    again.finish(mid, {"median_ms": 1.6})
+    done = store.find(key)
+    assert done.complete and done.samples == [1.5, 1.7] and done.summary == {"median_ms": 1.6}
+    with sqlite3.connect(tmp_path / "r.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_host_measurement_is_stored_reused_and_resumed(tmp_path, tiny_tflite):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    target = HostTarget(RunnerSettings(warmup=2, runs=5))
+    model = LocalModel.load(tiny_tflite)
+    first = measure_model(target, model, store, MeasureOptions(rounds=3))
+    s = first.summary
+    assert not first.cached and s["rounds"] == 3 and s["inferences"] == 15 and s["init_ms"] > 0
+    assert 0 < s["min_ms"] <= s["median_ms"] <= s["p90_ms"] and s["temperature_c"]["first"] is None
+    assert first.device["kind"] == "host" and first.runtime_version.startswith("ai-edge-litert")
+    second = measure_model(target, model, store, MeasureOptions(rounds=3))
+    assert second.cached and second.summary == s
+    fresh = measure_model(target, model, store, MeasureOptions(rounds=3, fresh=True))
+    assert not fresh.cached and len(store.all()) == 2
+    stable = measure_model(target, model, store, MeasureOptions(rounds=3, fresh=True, until_stable_pct=50.0,
+                                                                  max_rounds=9))
+    assert 3 <= stable.summary["rounds"] <= 9 and "stable" in stable.summary
+
+
+def test_registry_roundtrip_and_errors(tmp_path):
+    reg = Registry(tmp_path / "devices.toml")
+    reg.add(DeviceEntry("pixel4", "98KAY17CJ1", threads=1, cores="70"))
+    reg.add(DeviceEntry("pixel6", "1A2B3C", None, None))
+    assert reg.load()["pixel4"] == DeviceEntry("pixel4", "98KAY17CJ1", 1, "70")
+    assert reg.resolve("pixel6").serial == "1A2B3C" and reg.resolve("98KAY17CJ1").alias == "pixel4"
+    assert reg.resolve("OTHER1").alias is None
+    (tmp_path / "devices.toml").write_text('[devices.x]\nserial = "a;b"\n')
+    with pytest.raises(FarmError, match="invalid serial"):
+        reg.load()
+    (tmp_path / "devices.toml").write_text("[devices\n")
+    with pytest.raises(FarmError, match="not valid TOML"):
+        reg.load()
+
+
+def test_cli_measure_host_json_and_results_export(tmp_path, tiny_tflite):
+    store = tmp_path / "r.sqlite"
+    args = ["measure", str(tiny_tflite), "--device", "host", "--warmup", "1", "--runs", "3", "--rounds", "2",
+            "--store", str(store)]
+    r = CliRunner().invoke(main, args + ["--json"])
+    assert r.exit_code == 0, r.output
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["rounds"] == 2 and res["device"]["serial"] == "host" and not res["cached"]
+    assert json.loads(CliRunner().invoke(main, args + ["--json"]).stdout)["results"][0]["cached"]
+    exported = json.loads(CliRunner().invoke(main, ["results", "export", "--store", str(store)]).stdout)
+    assert len(exported) == 1 and len(exported[0]["samples"]) == 2
+    csv_text = CliRunner().invoke(main, ["results", "export", "--format", "csv", "--store", str(store)]).stdout
+    assert csv_text.splitlines()[0].startswith("model_name,") and len(csv_text.splitlines()) == 2
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["measure", "/no/such.tflite"], "no such model file"),
+    (["measure", "{bad}", "--serial", "a;b"], "not a readable"),
+    (["measure", "{good}", "--serial", "a;b"], "invalid serial"),
+    (["measure", "{good}", "--device", "nope"], "unknown alias"),
+    (["measure", "{good}", "--cores", "zz"], "core mask"),
+    (["farm", "add", "Bad Alias", "--serial", "x"], "invalid alias"),
+    (["farm", "setup", "--benchmark-binary", "{bad}"], "not an ELF"),
+])
+def test_cli_bad_input(tmp_path, tiny_tflite, args, needle):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a model")
+    args = [a.replace("{bad}", str(bad)).replace("{good}", str(tiny_tflite)) for a in args]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2 and needle in r.stderr and "Traceback" not in r.output, r.output
