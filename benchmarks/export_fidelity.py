@@ -91,15 +91,17 @@ def main() -> int:
         fp32 = [r for r in records if r["format"] == fmt and r["quantization"] == "none"]
         dyn = [r for r in records if r["format"] == fmt and r["quantization"] == "dynamic-int8"]
         worst = max(fp32, key=lambda r: r["max_abs_diff"])
+        convert = [r["convert_s"] for r in fp32]
         print(f"{fmt}: worst fp32 max abs diff {worst['max_abs_diff']:.2e} (outputs up to "
-              f"{worst['reference_max_abs']:.2e}); median conversion {statistics.median(r['convert_s'] for r in fp32):.1f}"
-              f" s (max {max(r['convert_s'] for r in fp32):.1f} s)")
+              f"{worst['reference_max_abs']:.2e}); median conversion {statistics.median(convert):.1f} s "
+              f"(max {max(convert):.1f} s)")
         for label, rows in (("fp32", fp32), ("dynamic-int8", dyn)):
             sizes = [r["size_mb"] for r in rows]
             print(f"  {label:<13} size median {statistics.median(sizes):7.2f} MB (min {min(sizes):.2f}, max "
                   f"{max(sizes):.2f})")
         rel = [r["max_abs_diff"] / max(r["reference_max_abs"], 1e-12) for r in dyn]
-        print(f"  dynamic-int8 vs PyTorch fp32: max abs diff median {statistics.median(r['max_abs_diff'] for r in dyn):.2e}"
+        diffs = [r["max_abs_diff"] for r in dyn]
+        print(f"  dynamic-int8 vs PyTorch fp32: max abs diff median {statistics.median(diffs):.2e}"
               f" (relative to output scale: median {statistics.median(rel):.2%}, worst {max(rel):.2%}); top-1 "
               f"agreement mean {statistics.mean(r['top1'] for r in dyn):.1%}")
     print("union TFLite op histogram (fp32 graphs, all archs): "

@@ -32,3 +32,15 @@ def randomize_(module: torch.nn.Module, seed: int = 0) -> None:
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(tmp_path_factory):
+    """A small, quickly converted conv net as a .tflite file (for measuring, not for export tests)."""
+    from elasticvit_deploy.export import tflite_format
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(8 * 8 * 8, 4)).eval()
+    path = tmp_path_factory.mktemp("tiny_tflite") / "tiny.tflite"
+    path.write_bytes(tflite_format.convert_module(module, torch.zeros(1, 3, 8, 8), False))
+    return path

@@ -5,11 +5,9 @@ import sqlite3
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from elasticvit_deploy.cli import main
-from elasticvit_deploy.export import tflite_format
 from elasticvit_deploy.farm.adb import AdbServer, FarmError, check_serial, device_path
 from elasticvit_deploy.farm.measure import HostTarget, LocalModel, MeasureOptions, measure_model
 from elasticvit_deploy.farm.registry import DeviceEntry, Registry
@@ -17,15 +15,6 @@ from elasticvit_deploy.farm.runner_protocol import (RunnerOutputError, RunnerSet
                                                     runner_argv)
 from elasticvit_deploy.farm.stats import is_stable, median_ci, summarize
 from elasticvit_deploy.farm.store import ResultsStore, measurement_key
-
-
-@pytest.fixture(scope="module")
-def tiny_tflite(tmp_path_factory):
-    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
-                                 torch.nn.Linear(8 * 8 * 8, 4)).eval()
-    path = tmp_path_factory.mktemp("m") / "tiny.tflite"
-    path.write_bytes(tflite_format.convert_module(module, torch.zeros(1, 3, 8, 8), False))
-    return path
 
 
 def test_summary_and_median_ci():
@@ -71,6 +60,16 @@ def test_runner_output_parsing():
         with pytest.raises(RunnerOutputError) as e:
             parse_runner_output(broken)
         assert e.value.code == code
+
+
+def test_runner_stat_formats():
+    same = RUNNER_OK.replace("count=50 first=2100 curr=2090 min=2010 max=2210 avg=2101.2 std=41",
+                             "count=50 curr=2000(all same)").replace("Inference (avg): 2101.2", "Inference (avg): 2000")
+    (r,) = parse_runner_output(same).rounds
+    assert r.count == 50 and r.min_us == r.max_us == 2000 and r.std_us == 0 and r.avg_us == 2000
+    with pytest.raises(RunnerOutputError):
+        parse_runner_output(RUNNER_OK.replace("count=50 first=2100", "count=0 first=2100").replace(
+            "curr=2090 min=2010 max=2210 avg=2101.2 std=41", ""))
 
 
 def test_runner_argv_is_validated():

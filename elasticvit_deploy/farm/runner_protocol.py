@@ -20,7 +20,9 @@ DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi")
 
 _HEX_MASK = re.compile(r"[0-9a-fA-F]{1,16}")
 _KV = re.compile(r"(\w+)=(\S*)")
-_COUNT = re.compile(r"count=(\d+) first=(\d+) curr=(\d+) min=(\d+) max=(\d+) avg=([\d.eE+-]+) std=(\d+)")
+_COUNT = re.compile(r"\bcount=(\d+)(.*)")
+_SAME = re.compile(r"curr=(\d+)\(all same\)")
+_CURR = re.compile(r"curr=(\d+)")
 _TIMINGS = re.compile(r"Inference timings in us: Init: (\d+), First inference: (\d+), Warmup \(avg\): ([\d.eE+-]+), "
                       r"Inference \(avg\): ([\d.eE+-]+)")
 _VERSION = re.compile(r"(?:LiteRT|TensorFlow Lite|TFLite) version: ?(\S+)", re.IGNORECASE)
@@ -128,6 +130,25 @@ def _fields(text: str) -> dict[str, Any]:
     return out
 
 
+def _read_stat(r: RoundResult, count: int, rest: str) -> None:
+    """tensorflow::Stat output: `count=N first=F curr=C min=A max=B avg=M std=S`; `count=N curr=C(all same)`
+    when every run took the same whole microseconds (`count=1 curr=C` for a single run); `count=0`."""
+    r.count = count
+    if count == 0:
+        return
+    if (m := _SAME.search(rest)) or ("avg=" not in rest and (m := _CURR.search(rest))):
+        r.avg_us = float(m.group(1))
+        r.min_us = r.max_us = int(m.group(1))
+        r.std_us = 0
+        return
+    values = dict(_KV.findall(rest))
+    try:
+        r.avg_us, r.min_us, r.max_us = float(values["avg"]), int(values["min"]), int(values["max"])
+        r.std_us = int(float(values.get("std", 0)))
+    except (KeyError, ValueError):
+        raise RunnerOutputError(f"cannot read benchmark_model statistics {rest.strip()[:80]!r}") from None
+
+
 def parse_runner_output(text: str) -> RunnerOutput:
     """Parse the runner's stdout; raises RunnerOutputError unless every round completed with timings."""
     root, done, version = None, False, None
@@ -165,9 +186,8 @@ def parse_runner_output(text: str) -> RunnerOutput:
         if current is not None:
             version = version or (m.group(1) if (m := _VERSION.search(line)) else None)
             if m := _COUNT.search(line):
-                # benchmark_model prints the warm-up stats first, the timed runs second: keep the last one
-                current.count, current.avg_us = int(m.group(1)), float(m.group(6))
-                current.min_us, current.max_us, current.std_us = int(m.group(4)), int(m.group(5)), int(m.group(7))
+                # benchmark_model prints the warm-up stats first, the timed runs second: the last one wins
+                _read_stat(current, int(m.group(1)), m.group(2))
             elif m := _TIMINGS.search(line):
                 current.init_us, current.first_us = int(m.group(1)), int(m.group(2))
                 current.warmup_avg_us, current.avg_us = float(m.group(3)), float(m.group(4))

@@ -1,0 +1,119 @@
+"""Farm throughput on simulated phones, results-store overhead, and repeatability on this host.
+
+1. Models measured per minute with 1 vs 4 simulated phones (goal: >= 3.5x with 4), through the same code as
+   `elasticvit-deploy measure --all`: adb server protocol, runner pushed and run, results stored.
+   The simulated benchmark_model sleeps for the phone's simulated time, so, as on a real farm, phone time
+   dominates and phones work in parallel.
+2. Results-store overhead per stored result (start + rounds + finish, SQLite WAL).
+3. Repeatability of `--device host`: CV of the median over 5 repeated fresh measurements of the same model.
+
+    .venv/bin/python benchmarks/farm_throughput.py [--models 8] [--runs 100] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from elasticvit_deploy.export import tflite_format
+from elasticvit_deploy.farm.adb import AdbServer, Phone
+from elasticvit_deploy.farm.batch import measure_batch
+from elasticvit_deploy.farm.measure import HostTarget, LocalModel, MeasureOptions, PhoneTarget
+from elasticvit_deploy.farm.runner_protocol import RunnerSettings
+from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.farm.store import ResultsStore, measurement_key
+
+
+def make_models(n: int, directory: Path) -> list[LocalModel]:
+    """`n` distinct small conv nets (different widths), converted once."""
+    models = []
+    for i in range(n):
+        width = 16 + 8 * i
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, width, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(),
+                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(width, 10)).eval()
+        path = directory / f"conv{width}.tflite"
+        path.write_bytes(tflite_format.convert_module(net, torch.zeros(1, 3, 64, 64), False))
+        models.append(LocalModel.load(path))
+    return models
+
+
+def farm_rate(profiles: list[str], models: list[LocalModel], settings: RunnerSettings, rounds: int,
+              store_path: Path) -> float:
+    """Models measured per minute by a farm of `profiles` (every model on every phone)."""
+    with SimulatedFarm(profiles) as farm:
+        server = AdbServer("127.0.0.1", farm.port, explicit=True)
+        options = MeasureOptions(rounds=rounds, fresh=True)
+        targets = [PhoneTarget(Phone(server, s), None, settings, options) for s in farm.serials]
+        t0 = time.perf_counter()
+        report = measure_batch(targets, models, ResultsStore(store_path), options)
+        elapsed = time.perf_counter() - t0
+    if report.failures or report.skipped:
+        raise SystemExit(f"farm run failed: {report.failures or report.skipped}")
+    return len(report.results) / elapsed * 60
+
+
+def store_overhead_ms(path: Path, n: int = 300, rounds: int = 3) -> float:
+    store = ResultsStore(path)
+    device = {"fingerprint": "bench", "serial": "bench"}
+    t0 = time.perf_counter()
+    for i in range(n):
+        key = measurement_key(f"sha{i}", "bench", "rt", {"runs": 50})
+        mid = store.start(key, model_sha256=f"sha{i}", model_name="m.tflite", device=device, runtime_version="rt",
+                          flags={"runs": 50})
+        for r in range(rounds):
+            store.add_round(mid, [1.0 + r], {"count": 50})
+        store.finish(mid, {"median_ms": 1.0})
+    return (time.perf_counter() - t0) / n * 1000
+
+
+def host_repeatability(model: LocalModel, store_path: Path, repeats: int = 5) -> tuple[list[float], float]:
+    store = ResultsStore(store_path)
+    target = HostTarget(RunnerSettings(warmup=10, runs=50, threads=1))
+    medians = []
+    for _ in range(repeats):
+        r = measure_batch([target], [model], store, MeasureOptions(rounds=3, fresh=True)).results[0]
+        medians.append(r.summary["median_ms"])
+    return medians, statistics.stdev(medians) / statistics.mean(medians)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=100, help="timed runs per round on the simulated phones")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("ADBUTILS_ADB_PATH", "/bin/false")  # never start a real adb server
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        models = make_models(args.models, tmp_path)
+        settings = RunnerSettings(warmup=10, runs=args.runs, threads=1, cores="auto", cool_below_mc=None)
+        one = farm_rate(["pixel4"], models, settings, args.rounds, tmp_path / "one.sqlite")
+        four = farm_rate(["pixel4", "pixel4", "pixel4", "pixel4"], models, settings, args.rounds,
+                         tmp_path / "four.sqlite")
+        overhead = store_overhead_ms(tmp_path / "overhead.sqlite")
+        medians, cv = host_repeatability(models[len(models) // 2], tmp_path / "host.sqlite")
+    figures = {"models_per_min_1_phone": one, "models_per_min_4_phones": four, "speedup_4_vs_1": four / one,
+               "store_overhead_ms_per_result": overhead, "host_medians_ms": medians, "host_median_cv": cv}
+    print(f"simulated farm, {args.models} models x {args.rounds} rounds x (10 warm-up + {args.runs} runs):")
+    print(f"  1 phone : {one:6.1f} models/min")
+    print(f"  4 phones: {four:6.1f} models/min  -> {four / one:.2f}x (goal >= 3.5x)")
+    print(f"results store: {overhead:.2f} ms per stored result (start + {3} rounds + finish)")
+    print(f"--device host repeatability: medians {', '.join(f'{m:.4f}' for m in medians)} ms -> CV of the median "
+          f"{cv:.2%}")
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Phone profiles of the simulator: build properties, CPU layout and the knobs of the timing and thermal models.
+
+The properties are copied from real devices; the model knobs (speed factor, heating, throttling) are plausible
+round numbers, not measurements. They only make simulated timings differ between phones in realistic directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PhoneProfile:
+    """One kind of phone. All temperatures in millidegrees Celsius, all times in simulated seconds."""
+
+    name: str                           # short name, used in serials: sim-<name>-<n>
+    model: str                          # ro.product.model
+    manufacturer: str                   # ro.product.manufacturer
+    brand: str                          # ro.product.brand
+    device: str                         # ro.product.device (code name)
+    product: str                        # ro.product.name
+    platform: str                       # ro.board.platform
+    soc_manufacturer: str               # ro.soc.manufacturer
+    soc: str                            # ro.soc.model
+    sdk: int                            # ro.build.version.sdk
+    release: str                        # ro.build.version.release
+    build_id: str                       # ro.build.id
+    fingerprint: str                    # ro.build.fingerprint
+    core_max_freqs_khz: tuple[int, ...]  # cpuinfo_max_freq of cpu0, cpu1, ...
+    speed_factor: float                 # phone latency / host latency, fastest core at full frequency
+    noise_cv: float                     # coefficient of variation of one run (lognormal)
+    ambient_mc: float                   # idle temperature
+    heat_mc_per_busy_s: float           # temperature rise per busy second (before cooling)
+    cooling_tau_s: float                # time constant of the exponential decay towards ambient
+    throttle_threshold_mc: float        # above this the CPU frequency starts to drop ...
+    throttle_factor: float              # ... down to this fraction of its maximum, 5 degrees higher
+    battery_level: int                  # percent
+    free_storage_mb: int                # free space on /data
+    abi: str = "arm64-v8a"
+
+    @property
+    def num_cores(self) -> int:
+        return len(self.core_max_freqs_khz)
+
+    def props(self, serial: str) -> dict[str, str]:
+        """The getprop properties of one phone of this profile."""
+        return {
+            "ro.build.fingerprint": self.fingerprint,
+            "ro.build.id": self.build_id,
+            "ro.build.type": "user",
+            "ro.build.tags": "release-keys",
+            "ro.build.version.release": self.release,
+            "ro.build.version.sdk": str(self.sdk),
+            "ro.board.platform": self.platform,
+            "ro.debuggable": "0",
+            "ro.product.brand": self.brand,
+            "ro.product.cpu.abi": self.abi,
+            "ro.product.cpu.abilist": f"{self.abi},armeabi-v7a,armeabi",
+            "ro.product.device": self.device,
+            "ro.product.manufacturer": self.manufacturer,
+            "ro.product.model": self.model,
+            "ro.product.name": self.product,
+            "ro.secure": "1",
+            "ro.serialno": serial,
+            "ro.soc.manufacturer": self.soc_manufacturer,
+            "ro.soc.model": self.soc,
+            "sys.boot_completed": "1",
+        }
+
+
+PROFILES: dict[str, PhoneProfile] = {p.name: p for p in (
+    PhoneProfile(
+        name="pixel1", model="Pixel", manufacturer="Google", brand="google", device="sailfish", product="sailfish",
+        platform="msm8996", soc_manufacturer="QTI", soc="MSM8996", sdk=28, release="9", build_id="PQ3A.190801.002",
+        fingerprint="google/sailfish/sailfish:9/PQ3A.190801.002/5670241:user/release-keys",
+        core_max_freqs_khz=(1593600, 1593600, 2150400, 2150400), speed_factor=4.0, noise_cv=0.02,
+        ambient_mc=30000, heat_mc_per_busy_s=3000, cooling_tau_s=10, throttle_threshold_mc=42000,
+        throttle_factor=0.55, battery_level=85, free_storage_mb=9200),
+    PhoneProfile(
+        name="pixel4", model="Pixel 4", manufacturer="Google", brand="google", device="flame", product="flame",
+        platform="msmnile", soc_manufacturer="QTI", soc="SM8150", sdk=30, release="11", build_id="RQ3A.211001.001",
+        fingerprint="google/flame/flame:11/RQ3A.211001.001/7641976:user/release-keys",
+        core_max_freqs_khz=(1785600,) * 4 + (2419200,) * 3 + (2841600,), speed_factor=2.2, noise_cv=0.02,
+        ambient_mc=30000, heat_mc_per_busy_s=2500, cooling_tau_s=10, throttle_threshold_mc=45000,
+        throttle_factor=0.65, battery_level=85, free_storage_mb=41000),
+    PhoneProfile(
+        name="pixel6", model="Pixel 6", manufacturer="Google", brand="google", device="oriole", product="oriole",
+        platform="gs101", soc_manufacturer="Google", soc="GS101", sdk=33, release="13", build_id="TQ3A.230805.001",
+        fingerprint="google/oriole/oriole:13/TQ3A.230805.001/10316531:user/release-keys",
+        core_max_freqs_khz=(1803000,) * 4 + (2253000,) * 2 + (2802000,) * 2, speed_factor=1.4, noise_cv=0.02,
+        ambient_mc=30000, heat_mc_per_busy_s=2800, cooling_tau_s=8, throttle_threshold_mc=43000,
+        throttle_factor=0.6, battery_level=85, free_storage_mb=87000),
+    PhoneProfile(
+        name="xiaomi11", model="M2011K2G", manufacturer="Xiaomi", brand="Xiaomi", device="venus",
+        product="venus_eea", platform="lahaina", soc_manufacturer="QTI", soc="SM8350", sdk=31, release="12",
+        build_id="SKQ1.211006.001",
+        fingerprint="Xiaomi/venus_eea/venus:12/SKQ1.211006.001/V13.0.6.0.SKBEUXM:user/release-keys",
+        core_max_freqs_khz=(1804800,) * 4 + (2419200,) * 3 + (2841600,), speed_factor=1.8, noise_cv=0.02,
+        ambient_mc=30000, heat_mc_per_busy_s=3200, cooling_tau_s=9, throttle_threshold_mc=44000,
+        throttle_factor=0.6, battery_level=85, free_storage_mb=64000),
+)}
