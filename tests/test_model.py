@@ -18,6 +18,12 @@ def big():
     return net.eval()
 
 
+def _within_float_rounding(diff: float, scale: float) -> bool:
+    """Sliced and contiguous weights may take different fp32 kernels (CPU-dependent summation order): allow a few
+    ulps of the output's magnitude, nothing more."""
+    return diff <= 1e-5 + 1e-6 * scale
+
+
 def _equal(net, arch, space, batch=1):
     x = torch.randn(batch, 3, space.crop_size, space.crop_size)
     net.set_active(arch)
@@ -34,7 +40,7 @@ def test_extracted_equals_supernet_min_max_and_20_random(big):
     for arch in test_archs:
         diff, scale = _equal(big, arch, ELASTICVIT)
         assert scale > 1e-3  # a real signal went through
-        assert diff <= 1e-5, arch.to_json()
+        assert _within_float_rounding(diff, scale), arch.to_json()
 
 
 def test_extracted_equals_supernet_tiny_space_batched():
@@ -42,8 +48,8 @@ def test_extracted_equals_supernet_tiny_space_batched():
     randomize_(net, seed=3)
     net.eval()
     for arch in [min_arch(TINY), max_arch(TINY)] + archs(sample_uniform(TINY, 10, seed=2), TINY):
-        diff, _ = _equal(net, arch, TINY, batch=3)
-        assert diff <= 1e-5
+        diff, scale = _equal(net, arch, TINY, batch=3)
+        assert _within_float_rounding(diff, scale)
 
 
 def test_extracted_module_is_static_and_exportable():
