@@ -32,8 +32,9 @@ from elasticvit_deploy.farm.simulator import SimulatedFarm
 from elasticvit_deploy.farm.store import ResultsStore, measurement_key
 
 
-def make_models(n: int, directory: Path) -> list[LocalModel]:
-    """`n` distinct small conv nets (different widths), converted once."""
+def make_models(n: int, directory: Path, resolution: int) -> list[LocalModel]:
+    """`n` distinct conv nets (different widths): at 224 x 224 they take tens of ms on a simulated Pixel 4, like
+    real subnets, so the phone's time dominates the host's per-round overhead as it does on a real farm."""
     models = []
     for i in range(n):
         width = 16 + 8 * i
@@ -41,15 +42,16 @@ def make_models(n: int, directory: Path) -> list[LocalModel]:
                                   torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(),
                                   torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(width, 10)).eval()
         path = directory / f"conv{width}.tflite"
-        path.write_bytes(tflite_format.convert_module(net, torch.zeros(1, 3, 64, 64), False))
+        path.write_bytes(tflite_format.convert_module(net, torch.zeros(1, 3, resolution, resolution), False))
         models.append(LocalModel.load(path))
     return models
 
 
 def farm_rate(profiles: list[str], models: list[LocalModel], settings: RunnerSettings, rounds: int,
-              store_path: Path) -> float:
-    """Models measured per minute by a farm of `profiles` (every model on every phone)."""
-    with SimulatedFarm(profiles) as farm:
+              store_path: Path, host_timings: Path) -> tuple[float, list[float]]:
+    """Models measured per minute by a farm of `profiles` (every model on every phone), and the medians.
+    Farms share `host_timings`, so a model takes the same simulated time in each and only parallelism differs."""
+    with SimulatedFarm(profiles, host_timings=host_timings) as farm:
         server = AdbServer("127.0.0.1", farm.port, explicit=True)
         options = MeasureOptions(rounds=rounds, fresh=True)
         targets = [PhoneTarget(Phone(server, s), None, settings, options) for s in farm.serials]
@@ -58,7 +60,7 @@ def farm_rate(profiles: list[str], models: list[LocalModel], settings: RunnerSet
         elapsed = time.perf_counter() - t0
     if report.failures or report.skipped:
         raise SystemExit(f"farm run failed: {report.failures or report.skipped}")
-    return len(report.results) / elapsed * 60
+    return len(report.results) / elapsed * 60, [r.summary["median_ms"] for r in report.results]
 
 
 def store_overhead_ms(path: Path, n: int = 300, rounds: int = 3) -> float:
@@ -88,23 +90,26 @@ def host_repeatability(model: LocalModel, store_path: Path, repeats: int = 5) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=100, help="timed runs per round on the simulated phones")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per round on the simulated phones")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--resolution", type=int, default=224, help="input side of the benchmark models")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("ADBUTILS_ADB_PATH", "/bin/false")  # never start a real adb server
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        models = make_models(args.models, tmp_path)
+        models = make_models(args.models, tmp_path, args.resolution)
         settings = RunnerSettings(warmup=10, runs=args.runs, threads=1, cores="auto", cool_below_mc=None)
-        one = farm_rate(["pixel4"], models, settings, args.rounds, tmp_path / "one.sqlite")
-        four = farm_rate(["pixel4", "pixel4", "pixel4", "pixel4"], models, settings, args.rounds,
-                         tmp_path / "four.sqlite")
+        timings = tmp_path / "host-timings"
+        one, medians_ms = farm_rate(["pixel4"], models, settings, args.rounds, tmp_path / "one.sqlite", timings)
+        four, _ = farm_rate(["pixel4", "pixel4", "pixel4", "pixel4"], models, settings, args.rounds,
+                            tmp_path / "four.sqlite", timings)
         overhead = store_overhead_ms(tmp_path / "overhead.sqlite")
         medians, cv = host_repeatability(models[len(models) // 2], tmp_path / "host.sqlite")
     figures = {"models_per_min_1_phone": one, "models_per_min_4_phones": four, "speedup_4_vs_1": four / one,
                "store_overhead_ms_per_result": overhead, "host_medians_ms": medians, "host_median_cv": cv}
-    print(f"simulated farm, {args.models} models x {args.rounds} rounds x (10 warm-up + {args.runs} runs):")
+    print(f"simulated farm, {args.models} models x {args.rounds} rounds x (10 warm-up + {args.runs} runs); simulated "
+          f"Pixel 4 medians {min(medians_ms):.1f}..{max(medians_ms):.1f} ms:")
     print(f"  1 phone : {one:6.1f} models/min")
     print(f"  4 phones: {four:6.1f} models/min  -> {four / one:.2f}x (goal >= 3.5x)")
     print(f"results store: {overhead:.2f} ms per stored result (start + {3} rounds + finish)")

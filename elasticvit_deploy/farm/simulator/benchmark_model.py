@@ -15,6 +15,7 @@ heat faster than their printed timings alone would imply.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -184,14 +185,19 @@ class HostModel:
         init_s = time.perf_counter() - start
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         cache = cache_dir / f"{digest}{'-no-xnnpack' if use_xnnpack is False else ''}.json"
-        try:
-            timings = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            timings = {"init_s": init_s, "latency_s": self._measure()}
+        timings = _read_timings(cache)
+        if timings is None:
+            # one phone measures, the others wait for its figures: phones starting the same model together
+            # would otherwise time it while competing for the host's cores, and all get slower
             cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(timings), encoding="utf-8")
-            os.replace(tmp, cache)
+            with open(cache.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                timings = _read_timings(cache)
+                if timings is None:
+                    timings = {"init_s": init_s, "latency_s": self._measure()}
+                    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+                    tmp.write_text(json.dumps(timings), encoding="utf-8")
+                    os.replace(tmp, cache)
         self.init_s = float(timings["init_s"])
         self.latency_s = float(timings["latency_s"])
 
@@ -211,6 +217,13 @@ class HostModel:
             self.interpreter.invoke()
             times.append(time.perf_counter() - start)
         return statistics.median(times)
+
+
+def _read_timings(cache: Path) -> dict[str, float] | None:
+    try:
+        return json.loads(cache.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def run_phase(phone: SimulatedPhone, host_s: float, min_runs: int, min_secs: float, max_secs: float,

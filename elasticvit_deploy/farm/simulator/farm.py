@@ -66,10 +66,13 @@ class SimulatedFarm:
     """Phones of the given profiles (names from PROFILES, or PhoneProfile objects) behind one adb server.
 
     port=0 picks a free port; root holds the phones' sandboxes (default: a temporary directory removed on stop);
-    time_scale multiplies every simulated duration (sleeps, cooling), so tests can run phones faster than real."""
+    time_scale multiplies every simulated duration (sleeps, cooling), so tests can run phones faster than real.
+    host_timings is the directory of the models' host timings that simulated latencies derive from (default:
+    inside root); farms given the same directory simulate a model at the same speed, which comparisons need."""
 
     def __init__(self, profiles: Sequence[str | PhoneProfile], port: int = 0, root: str | Path | None = None,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, host_timings: str | Path | None = None) -> None:
+        self._host_timings = Path(host_timings) if host_timings is not None else None
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self._profiles = [_profile(p) for p in profiles]
@@ -95,7 +98,8 @@ class SimulatedFarm:
                 serial = f"sim-{profile.name}-{counts[profile.name]}"
                 check_sandbox(root / serial)
                 state_dir = root / ".state" / serial
-                phone = SimPhone(serial, profile, transport_id, root / serial, state_dir, self.time_scale)
+                phone = SimPhone(serial, profile, transport_id, root / serial, state_dir, self.time_scale,
+                                 self._host_timings)
                 self._phones.append(phone)
                 phone.start()
             self._server = _Server(self._port, self._phones)

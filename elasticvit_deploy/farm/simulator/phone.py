@@ -25,8 +25,9 @@ class SimPhone:
     settings for the simulated benchmark_model) lives in `state_dir`, outside the sandbox."""
 
     def __init__(self, serial: str, profile: PhoneProfile, transport_id: int, sandbox: Path, state_dir: Path,
-                 time_scale: float) -> None:
+                 time_scale: float, host_timings: Path | None = None) -> None:
         self.serial = serial
+        self.host_timings = host_timings or state_dir.parent / "host-timings"
         self.profile = profile
         self.transport_id = transport_id
         self.sandbox = sandbox
@@ -46,8 +47,8 @@ class SimPhone:
         devicefs.build(self.sandbox, self.state_dir, self.profile, self.serial)
         settings = {"serial": self.serial, "sandbox": str(self.sandbox), "time_scale": self.time_scale,
                     "profile": asdict(self.profile),
-                    # shared by the phones of a farm, whose state directories are siblings
-                    "host_timing_cache": str(self.state_dir.parent / "host-timings")}
+                    # shared by the phones of a farm (and by farms given the same directory)
+                    "host_timing_cache": str(self.host_timings)}
         (self.state_dir / "phone.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         self.thermal.reset()
         self._refresher.start()
