@@ -21,6 +21,8 @@ from .archio import load_arch
 from .cli_common import OneLineErrors, emit_json, resolve_space, space_option
 from .commands.export import export_command, inspect_command
 from .commands.farm import farm_group, measure_command, results_group
+from .commands.latency import latency_command
+from .commands.predictor import predictor_group
 from .errors import UserError
 from .paths import user_data_dir
 
@@ -136,3 +138,5 @@ main.add_command(inspect_command)
 main.add_command(measure_command)
 main.add_command(farm_group)
 main.add_command(results_group)
+main.add_command(latency_command)
+main.add_command(predictor_group)

@@ -74,6 +74,19 @@ def _targets(serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool, 
     return targets
 
 
+def single_target(device: str, adb: str | None, settings: RunnerSettings, options: MeasureOptions) -> Target:
+    """One prepared measuring target by name: `host`, a registry alias or an adb serial (UserError if not)."""
+    if device == "host":
+        target: Target = HostTarget(replace(settings, threads=settings.threads or 1))
+    else:
+        target = _targets((device,), (), False, adb, settings, options)[0]
+    try:
+        target.prepare()
+    except (FarmError, ValueError) as e:
+        raise UserError(f"--device {device}: {e}") from None
+    return target
+
+
 def _table(report: BatchReport) -> str:
     lines = [f"{'device':<16} {'model':<40} {'median ms':>10} {'p90':>8} {'cv':>6} {'rounds':>7} {'init ms':>8} "
              f"{'temp C':>11}  notes"]

@@ -33,7 +33,7 @@ def load_weights(path: str | Path, space: SearchSpace, prefer_ema: bool = True) 
     return load_supernet_weights(path, space, expected, prefer_ema=prefer_ema)
 
 
-def _trained_like_norms_(net: torch.nn.Module, seed: int) -> None:
+def trained_like_norms_(net: torch.nn.Module, seed: int) -> None:
     """Give every BatchNorm and LayerNorm a random scale and shift (and BN running statistics), as a trained
     network has."""
     g = torch.Generator().manual_seed(seed)
@@ -61,7 +61,7 @@ def build_subnet(arch: Arch, space: SearchSpace, weights: SupernetWeights | None
     if weights is not None:
         net.load_state_dict(weights.state_dict)
     else:
-        _trained_like_norms_(net, INIT_SEED)
+        trained_like_norms_(net, INIT_SEED)
     return net.extract(arch)
 
 

@@ -1,0 +1,260 @@
+"""Learned block predictors: one scikit-learn regressor per block family, fitted from measured blocks.
+
+Each family's regressor predicts ``log(ms / prior)`` from the block's shape features, where the prior is
+- without a base predictor: a non-negative linear cost model ``a * MFLOPs + b * kB moved + c`` fitted on the
+  family's samples, so the trees only learn how efficiency varies and predictions extrapolate with the cost;
+- with a base predictor (transfer: another phone's table or predictor): the base's latency of the same block,
+  so a few measurements of the new phone learn how it differs from a known one.
+Candidates per family (random forest as nn-Meter uses, gradient boosting, and the prior alone) are compared by
+k-fold cross-validated error and the best is kept; the choice and its error are recorded.
+
+Persistence is portable and versioned: ``predictor.json`` (format, version, convention, features, choices,
+calibration, base, tool versions) plus ``regressors.skops`` (skops, not pickle; only scikit-learn and numpy types
+are trusted when loading). A file of another format version, or one that this scikit-learn cannot read, gives
+a PredictorFileError that says so.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import nnls
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from sklearn.model_selection import KFold
+
+from supernet.atomic import atomic_output, write_json_atomic
+
+from .blocks import FAMILIES, Block, Convention
+from .features import feature_matrix, feature_names
+
+FORMAT = "elasticvit-deploy.latency-predictor"
+FORMAT_VERSION = 1
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.", "elasticvit_deploy.latency.learned.")
+MIN_SAMPLES_FOR_TREES = 6
+
+
+class PredictorFileError(ValueError):
+    """A predictor directory that is missing, corrupt, or written by an incompatible version."""
+
+
+class PriorOnly(RegressorMixin, BaseEstimator):
+    """Predicts a zero log-ratio: the latency is the prior itself (the linear cost model or the base predictor)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> PriorOnly:
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.zeros(len(X))
+
+
+CANDIDATES: dict[str, BaseEstimator] = {
+    "random_forest": RandomForestRegressor(n_estimators=150, min_samples_leaf=1, max_features=0.6, random_state=0),
+    "gradient_boosting": GradientBoostingRegressor(n_estimators=300, max_depth=3, learning_rate=0.05,
+                                                   subsample=0.8, random_state=0),
+    "prior": PriorOnly(),
+}
+
+
+@dataclass
+class FamilyModel:
+    """One family's fitted regressor, its prior and its cross-validated error (relative, on ms)."""
+
+    regressor: BaseEstimator
+    choice: str
+    linear_prior: tuple[float, float, float] | None  # (per MFLOP, per kB, constant) ms; None with a base
+    cv_rmse: float
+    cv_within5: float
+    n_samples: int
+
+
+def _cost_columns(X: np.ndarray, family: str) -> np.ndarray:
+    names = feature_names(family)
+    return np.column_stack([X[:, names.index("mflops")], X[:, names.index("kbytes")], np.ones(len(X))])
+
+
+def _fit_linear_prior(X: np.ndarray, y_ms: np.ndarray, family: str) -> tuple[float, float, float]:
+    """Non-negative least squares on relative error (rows weighted by 1/ms)."""
+    A = _cost_columns(X, family)
+    coef, _ = nnls(A / y_ms[:, None], np.ones(len(y_ms)))
+    if not (A @ coef > 0).all():
+        coef = np.array([0.0, 0.0, float(np.median(y_ms))])
+    return float(coef[0]), float(coef[1]), float(coef[2])
+
+
+def _prior(X: np.ndarray, family: str, linear: tuple[float, float, float] | None, base_ms: np.ndarray | None
+           ) -> np.ndarray:
+    if linear is None:
+        assert base_ms is not None
+        return base_ms
+    return np.maximum(_cost_columns(X, family) @ np.asarray(linear), 1e-6)
+
+
+def _design(X: np.ndarray, base_ms: np.ndarray | None) -> np.ndarray:
+    return X if base_ms is None else np.column_stack([X, np.log(base_ms)])
+
+
+def _fit_family(X: np.ndarray, y_ms: np.ndarray, family: str, base_ms: np.ndarray | None, folds: int
+                ) -> FamilyModel:
+    n = len(y_ms)
+    names = list(CANDIDATES) if n >= MIN_SAMPLES_FOR_TREES else ["prior"]
+    errors: dict[str, list[float]] = {name: [] for name in names}
+    if n >= 2 * 2:
+        for train, test in KFold(min(folds, n // 2), shuffle=True, random_state=0).split(X):
+            linear = None if base_ms is not None else _fit_linear_prior(X[train], y_ms[train], family)
+            prior = _prior(X, family, linear, base_ms)
+            D = _design(X, base_ms)
+            for name in names:
+                est = clone(CANDIDATES[name]).fit(D[train], np.log(y_ms[train] / prior[train]))
+                pred = prior[test] * np.exp(est.predict(D[test]))
+                errors[name] += list(pred / y_ms[test] - 1)
+    score = {name: float(np.sqrt(np.mean(np.square(e)))) if e else np.inf for name, e in errors.items()}
+    choice = min(names, key=lambda k: score[k]) if np.isfinite(min(score.values())) else "prior"
+    linear = None if base_ms is not None else _fit_linear_prior(X, y_ms, family)
+    prior = _prior(X, family, linear, base_ms)
+    regressor = clone(CANDIDATES[choice]).fit(_design(X, base_ms), np.log(y_ms / prior))
+    within5 = float(np.mean(np.abs(errors[choice]) <= 0.05)) if errors[choice] else float("nan")
+    return FamilyModel(regressor, choice, linear, score[choice], within5, n)
+
+
+class LearnedPredictor:
+    """Block latencies from per-family regressors (see the module docstring)."""
+
+    kind = "learned"
+
+    def __init__(self, name: str, convention: Convention, families: dict[str, FamilyModel],
+                 base: Any | None = None, scale: float = 1.0, offset_ms: float = 0.0,
+                 info: dict[str, Any] | None = None):
+        self.name = name
+        self.convention = convention
+        self.families = families
+        self.base = base
+        self.scale = scale
+        self.offset_ms = offset_ms
+        self.info = info or {}
+
+    @classmethod
+    def fit(cls, name: str, convention: Convention, blocks: Sequence[Block], ms: Sequence[float], *,
+            base: Any | None = None, folds: int = 5, info: dict[str, Any] | None = None) -> LearnedPredictor:
+        """Fit one regressor per family present in `blocks` (latencies `ms`); `base` enables transfer."""
+        y = np.asarray(ms, dtype=np.float64)
+        if len(blocks) != len(y) or not len(y):
+            raise ValueError("fit needs as many latencies as blocks, and at least one")
+        if not (np.isfinite(y).all() and (y > 0).all()):
+            raise ValueError("measured latencies must be positive and finite")
+        base_all = None if base is None else base.predict_blocks(blocks)
+        families = {}
+        for family in FAMILIES:
+            idx = [i for i, b in enumerate(blocks) if b.family == family]
+            if not idx:
+                continue
+            X = feature_matrix([blocks[i] for i in idx], family)
+            base_ms = None if base_all is None else base_all[idx]
+            families[family] = _fit_family(X, y[idx], family, base_ms, folds)
+        return cls(name, convention, families, base, info=info)
+
+    def predict_blocks(self, blocks: Sequence[Block]) -> np.ndarray:
+        out = np.full(len(blocks), np.nan)
+        base_all = None if self.base is None else self.base.predict_blocks(blocks)
+        for family, model in self.families.items():
+            idx = [i for i, b in enumerate(blocks) if b.family == family]
+            if not idx:
+                continue
+            X = feature_matrix([blocks[i] for i in idx], family)
+            base_ms = None if base_all is None else base_all[idx]
+            prior = _prior(X, family, model.linear_prior, base_ms)
+            out[idx] = prior * np.exp(model.regressor.predict(_design(X, base_ms)))
+        return out
+
+    def spread(self, blocks: Sequence[Block]) -> np.ndarray:
+        """Relative disagreement (std of log predictions across the forest's trees; 0 for other regressors):
+        the builder samples where it is largest."""
+        out = np.zeros(len(blocks))
+        base_all = None if self.base is None else self.base.predict_blocks(blocks)
+        for family, model in self.families.items():
+            idx = [i for i, b in enumerate(blocks) if b.family == family]
+            if not idx or not hasattr(model.regressor, "estimators_") or model.choice != "random_forest":
+                continue
+            X = _design(feature_matrix([blocks[i] for i in idx], family),
+                        None if base_all is None else base_all[idx])
+            per_tree = np.stack([t.predict(X) for t in model.regressor.estimators_])
+            out[idx] = per_tree.std(axis=0)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "convention": self.convention,
+                "base": None if self.base is None else self.base.describe(),
+                "calibration": {"scale": self.scale, "offset_ms": self.offset_ms},
+                "families": {f: {"regressor": m.choice, "samples": m.n_samples, "cv_rmse": round(m.cv_rmse, 5),
+                                 "cv_within_5pct": None if np.isnan(m.cv_within5) else round(m.cv_within5, 4)}
+                             for f, m in self.families.items()},
+                **self.info}
+
+    # ---- persistence ----------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``predictor.json`` + ``regressors.skops`` into `directory` (atomically, each file)."""
+        import skops.io as sio
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_output(directory / "regressors.skops") as tmp:
+            sio.dump({f: m.regressor for f, m in self.families.items()}, tmp)
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, **self.describe(),
+                "linear_prior": {f: m.linear_prior for f, m in self.families.items()},
+                "features": {f: list(feature_names(f)) for f in self.families},
+                "tools": {p: importlib.metadata.version(p) for p in ("scikit-learn", "skops", "numpy")}}
+        write_json_atomic(directory / "predictor.json", meta)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, resolve_base: Any = None) -> LearnedPredictor:
+        """Read a saved predictor; `resolve_base(description)` returns its base predictor when it has one."""
+        import skops.io as sio
+
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "predictor.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise PredictorFileError(f"{directory}: no readable predictor.json ({e.__class__.__name__})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise PredictorFileError(f"{directory}: not an elasticvit-deploy latency predictor")
+        if meta.get("version") != FORMAT_VERSION:
+            raise PredictorFileError(f"{directory}: predictor format version {meta.get('version')} is not supported "
+                                     f"by this elasticvit-deploy (reads version {FORMAT_VERSION}); rebuild it")
+        saved = meta.get("tools", {}).get("scikit-learn", "?")
+        try:
+            path = directory / "regressors.skops"
+            untrusted = sio.get_untrusted_types(file=path)
+            refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+            if refused:
+                raise PredictorFileError(f"{path}: refuses to load untrusted types {refused[:3]}")
+            regressors = sio.load(path, trusted=untrusted)
+        except PredictorFileError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to read is reported as one incompatibility line
+            raise PredictorFileError(
+                f"{directory}: cannot read its regressors (saved with scikit-learn {saved}, this is "
+                f"{importlib.metadata.version('scikit-learn')}: {e.__class__.__name__}); refit or rebuild it"
+            ) from None
+        families = {}
+        for f, d in meta["families"].items():
+            linear = meta["linear_prior"].get(f)
+            families[f] = FamilyModel(regressors[f], d["regressor"], None if linear is None else tuple(linear),
+                                      d["cv_rmse"], np.nan if d["cv_within_5pct"] is None else d["cv_within_5pct"],
+                                      d["samples"])
+        base = None
+        if meta.get("base") is not None:
+            if resolve_base is None:
+                raise PredictorFileError(f"{directory}: needs its base predictor {meta['base'].get('name')!r}")
+            base = resolve_base(meta["base"])
+        info = {k: meta[k] for k in ("device", "space", "created", "source") if k in meta}
+        cal = meta.get("calibration", {})
+        return cls(meta["name"], meta["convention"], families, base, float(cal.get("scale", 1.0)),
+                   float(cal.get("offset_ms", 0.0)), info)
