@@ -26,7 +26,7 @@ from ..farm.runner_protocol import DELEGATES, RunnerSettings
 from ..farm.store import ResultsStore
 
 
-def _adb_option(f: Any) -> Any:
+def adb_option(f: Any) -> Any:
     return click.option("--adb", "adb", default=None, metavar="HOST:PORT",
                         help="adb server (default: $ADB_SERVER_SOCKET, $ANDROID_ADB_SERVER_PORT, 127.0.0.1:5037).")(f)
 
@@ -124,7 +124,7 @@ def _table(report: BatchReport) -> str:
               help="Before each round, wait until the phone is cooler than this (degrees C).")
 @click.option("--cool-timeout", type=click.IntRange(0, 3600), default=60, show_default=True, metavar="S")
 @click.option("--fresh", is_flag=True, help="Measure again even if the store holds a matching result.")
-@_adb_option
+@adb_option
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
               help="Results database (default: results.sqlite in the user-data dir).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -186,7 +186,7 @@ def farm_group() -> None:
 
 
 @farm_group.command("list")
-@_adb_option
+@adb_option
 @click.option("--json", "as_json", is_flag=True)
 def farm_list(adb: str | None, as_json: bool) -> None:
     """Every phone the adb server knows (serial, alias, model, state) and registered aliases not connected."""
@@ -241,7 +241,7 @@ def farm_add(alias: str, serial: str, threads: int | None, cores: str | None) ->
 @click.option("--benchmark-binary", "binary", required=True, type=click.Path(dir_okay=False),
               help="LiteRT benchmark_model built for the phones' ABI (android_aarch64).")
 @click.option("--serial", "serials", multiple=True, help="Only these phones (default: every ready phone).")
-@_adb_option
+@adb_option
 def farm_setup(binary: str, serials: tuple[str, ...], adb: str | None) -> None:
     """Push benchmark_model and the runner to phones, skipping phones that already hold the same sha256."""
     try:

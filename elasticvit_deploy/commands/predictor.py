@@ -12,7 +12,10 @@ import numpy as np
 from tqdm import tqdm
 
 from supernet import encoding as enc
+from supernet.arch import parse_arch
 from supernet.sampling import sample_uniform
+from supernet.space import SearchSpace
+from supernet.validation import check_arch
 
 from ..cli_common import emit_json, resolve_space, space_option
 from ..errors import CommandFailed, UserError
@@ -23,12 +26,12 @@ from ..farm.runner_protocol import RunnerSettings
 from ..farm.store import ResultsStore
 from ..latency import builder
 from ..latency.blocks import FAMILIES, Block
-from ..latency.learned import LearnedPredictor, PredictorFileError
+from ..latency.learned import LearnedPredictor, read_training_set
 from ..latency.measurements import MeasurementsError, read_measurements
 from ..latency.model import ArchLatencyModel, UncoveredArchError
 from ..latency.tables import TABLE_DEVICES, TableError, TablePredictor, fetch_tables, import_tables
-from ..latency.targets import TargetError, check_device_name, installed_targets, learned_dir, load_target
-from .farm import _adb_option, single_target
+from ..latency.targets import TargetError, check_device_name, installed_targets, learned_dir
+from .farm import adb_option, single_target
 from .latency import open_target
 
 
@@ -125,11 +128,13 @@ def fit(device: str, source: str, base: str | None, space_name: str, as_json: bo
     if base_predictor is not None and base_predictor.convention != convention:
         raise UserError(f"--base {base}: its blocks follow the {base_predictor.convention} convention, "
                         f"{source} the {convention} one")
-    predictor = LearnedPredictor.fit(device, convention, blocks, ms, base=base_predictor, info={  # type: ignore
-        "device": device, "space": space.name, "source": str(Path(source).resolve())})
+    try:
+        predictor = LearnedPredictor.fit(device, convention, blocks, ms, base=base_predictor, info={  # type: ignore
+            "device": device, "space": space.name, "source": str(Path(source).resolve())})
+    except ValueError as e:
+        raise UserError(f"{source}: {e}") from None
     out = learned_dir(device, space)
     predictor.save(out)
-    (out / "training.jsonl").write_text("".join(json.dumps(b.lut_key) + "\n" for b in blocks), encoding="utf-8")
     info = predictor.describe()
     if as_json:
         emit_json(dict(info, path=str(out)))
@@ -138,6 +143,28 @@ def fit(device: str, source: str, base: str | None, space_name: str, as_json: bo
     for f, d in info["families"].items():
         click.echo(f"  {f:<10} {d['regressor']:<18} {d['samples']:5d} blocks  cross-validated RMSE "
                    f"{d['cv_rmse'] * 100:5.2f}%")
+
+
+def _model_measurements(path: str, space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded archs and measured ms from JSON lines {"arch": ..., "ms": ...} (what validate writes)."""
+    archs_, ms = [], []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read ({e.__class__.__name__})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            archs_.append(check_arch(parse_arch(row["arch"], space), space))
+            ms.append(float(row["ms"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{path}:{n}: expected {{\"arch\": ..., \"ms\": ...}} of space {space.name} ({e})") \
+                from None
+    if not archs_:
+        raise UserError(f"{path}: no measured models")
+    return enc.encode_many(archs_), np.asarray(ms)
 
 
 @predictor_group.command("eval")
@@ -160,11 +187,8 @@ def evaluate(device: str, source: str, models_file: str | None, n_models: int, k
     if convention != model.predictor.convention:
         raise UserError(f"{source}: {convention} blocks, but the predictor uses the {model.predictor.convention} "
                         "convention")
-    training_file = learned_dir(device, model.space) / "training.jsonl"
-    trained = set()
-    if model.predictor.kind == "learned" and training_file.is_file():
-        trained = {json.loads(line) for line in training_file.read_text(encoding="utf-8").splitlines() if line}
-    held = [i for i, b in enumerate(blocks) if b.lut_key not in trained]
+    trained = read_training_set(learned_dir(device, model.space)) if model.predictor.kind == "learned" else set()
+    held = [i for i, b in enumerate(blocks) if b not in trained]
     if not held:
         raise UserError(f"{source}: every block in it was used to fit the predictor; nothing is held out")
     measured = np.asarray(ms)[held]
@@ -173,11 +197,8 @@ def evaluate(device: str, source: str, models_file: str | None, n_models: int, k
     report: dict[str, Any] = {"device": device, "held_out_blocks": _block_errors(
         predicted[known], measured[known], [blocks[i].family for i in np.asarray(held)[known]])}
     if models_file:
-        rows = [json.loads(line) for line in Path(models_file).read_text(encoding="utf-8").splitlines() if line]
-        from supernet.arch import parse_arch
-
-        arch_rows = enc.encode_many([parse_arch(r["arch"], model.space) for r in rows])
-        report["models"] = builder.compare(model.predict_batch(arch_rows), np.array([r["ms"] for r in rows]))
+        arch_rows, model_ms = _model_measurements(models_file, model.space)
+        report["models"] = builder.compare(model.predict_batch(arch_rows), model_ms)
     elif convention == "nnmeter":
         reference = ArchLatencyModel(TablePredictor("reference", {b.lut_key: v for b, v in zip(blocks, ms)}),
                                      model.space)
@@ -210,7 +231,7 @@ def _measure_options(f: Any) -> Any:
             click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True),
             click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
                          help="Rounds per model; the median of the round means is the latency."),
-            _adb_option]):
+            adb_option]):
         f = option(f)
     return f
 

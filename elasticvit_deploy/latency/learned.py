@@ -9,7 +9,7 @@ Candidates per family (random forest as nn-Meter uses, gradient boosting, and th
 k-fold cross-validated error and the best is kept; the choice and its error are recorded.
 
 Persistence is portable and versioned: ``predictor.json`` (format, version, convention, features, choices,
-calibration, base, tool versions) plus ``regressors.skops`` (skops, not pickle; only scikit-learn and numpy types
+calibration, base, tool versions), ``training.jsonl`` (the blocks it was fitted on) and ``regressors.skops`` (skops, not pickle; only scikit-learn and numpy types
 are trusted when loading). A file of another format version, or one that this scikit-learn cannot read, gives
 a PredictorFileError that says so.
 """
@@ -124,6 +124,14 @@ def _fit_family(X: np.ndarray, y_ms: np.ndarray, family: str, base_ms: np.ndarra
     return FamilyModel(regressor, choice, linear, score[choice], within5, n)
 
 
+def read_training_set(directory: str | Path) -> set[Block]:
+    """The blocks a saved predictor was fitted on (empty if it does not say)."""
+    path = Path(directory) / "training.jsonl"
+    if not path.is_file():
+        return set()
+    return {Block(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
 class LearnedPredictor:
     """Block latencies from per-family regressors (see the module docstring)."""
 
@@ -139,6 +147,7 @@ class LearnedPredictor:
         self.scale = scale
         self.offset_ms = offset_ms
         self.info = info or {}
+        self.training: list[Block] = []  # the blocks it was fitted on (saved beside it, for held-out evaluation)
 
     @classmethod
     def fit(cls, name: str, convention: Convention, blocks: Sequence[Block], ms: Sequence[float], *,
@@ -150,6 +159,9 @@ class LearnedPredictor:
         if not (np.isfinite(y).all() and (y > 0).all()):
             raise ValueError("measured latencies must be positive and finite")
         base_all = None if base is None else base.predict_blocks(blocks)
+        if base_all is not None and np.isnan(base_all).any():
+            raise ValueError(f"the base predictor {base.name} has no latency for {int(np.isnan(base_all).sum())} "
+                             "of the measured blocks")
         families = {}
         for family in FAMILIES:
             idx = [i for i, b in enumerate(blocks) if b.family == family]
@@ -158,7 +170,9 @@ class LearnedPredictor:
             X = feature_matrix([blocks[i] for i in idx], family)
             base_ms = None if base_all is None else base_all[idx]
             families[family] = _fit_family(X, y[idx], family, base_ms, folds)
-        return cls(name, convention, families, base, info=info)
+        predictor = cls(name, convention, families, base, info=info)
+        predictor.training = list(dict.fromkeys(blocks))
+        return predictor
 
     def predict_blocks(self, blocks: Sequence[Block]) -> np.ndarray:
         out = np.full(len(blocks), np.nan)
@@ -171,21 +185,6 @@ class LearnedPredictor:
             base_ms = None if base_all is None else base_all[idx]
             prior = _prior(X, family, model.linear_prior, base_ms)
             out[idx] = prior * np.exp(model.regressor.predict(_design(X, base_ms)))
-        return out
-
-    def spread(self, blocks: Sequence[Block]) -> np.ndarray:
-        """Relative disagreement (std of log predictions across the forest's trees; 0 for other regressors):
-        the builder samples where it is largest."""
-        out = np.zeros(len(blocks))
-        base_all = None if self.base is None else self.base.predict_blocks(blocks)
-        for family, model in self.families.items():
-            idx = [i for i, b in enumerate(blocks) if b.family == family]
-            if not idx or not hasattr(model.regressor, "estimators_") or model.choice != "random_forest":
-                continue
-            X = _design(feature_matrix([blocks[i] for i in idx], family),
-                        None if base_all is None else base_all[idx])
-            per_tree = np.stack([t.predict(X) for t in model.regressor.estimators_])
-            out[idx] = per_tree.std(axis=0)
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -210,6 +209,9 @@ class LearnedPredictor:
                 "linear_prior": {f: m.linear_prior for f, m in self.families.items()},
                 "features": {f: list(feature_names(f)) for f in self.families},
                 "tools": {p: importlib.metadata.version(p) for p in ("scikit-learn", "skops", "numpy")}}
+        with atomic_output(directory / "training.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(b.to_dict(), sort_keys=True) + "\n" for b in self.training),
+                           encoding="utf-8")
         write_json_atomic(directory / "predictor.json", meta)
         return directory
 
