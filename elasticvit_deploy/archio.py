@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from supernet.arch import Arch, ArchError, parse_arch
+from supernet.sampling import max_arch, min_arch
 from supernet.space import SearchSpace
 from supernet.validation import check_arch
 
@@ -39,3 +40,34 @@ def load_arch(source: str, space: SearchSpace) -> Arch:
         return check_arch(parse_arch(data, space), space)
     except ArchError as e:
         raise UserError(f"{name}: {e}") from None
+
+
+def load_archs(source: str, space: SearchSpace) -> list[Arch]:
+    """Archs from `source`: "min", "max", or a file (or - for stdin) holding one arch, a JSON list of canonical
+    objects, or JSON lines (one arch per line, as `sample` prints)."""
+    if source in ("min", "max"):
+        return [min_arch(space) if source == "min" else max_arch(space)]
+    name = "stdin" if source == "-" else source
+    text = read_text(source)
+    try:
+        whole = json.loads(text)
+        items = whole if isinstance(whole, list) and whole and all(isinstance(d, dict) for d in whole) else [whole]
+        where = [name] * len(items)
+    except json.JSONDecodeError:
+        items, where = [], []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{name} line {lineno}: malformed JSON ({e.msg})") from None
+                where.append(f"{name} line {lineno}")
+    if not items:
+        raise UserError(f"{name}: no arch found")
+    out = []
+    for data, label in zip(items, where):
+        try:
+            out.append(check_arch(parse_arch(data, space), space))
+        except ArchError as e:
+            raise UserError(f"{label}: {e}") from None
+    return out

@@ -4,7 +4,9 @@ Format (a `torch.save` dict, loaded with ``weights_only=True``, so a checkpoint 
 
     {"format": "elasticvit-deploy.supernet", "version": 1,
      "space": <space name>, "space_fingerprint": <SearchSpace.fingerprint>,
-     "model": <supernet state_dict>, "ema": <EMA state_dict or absent>, ...trainer state...}
+     "model": <supernet state_dict>, "ema": <EMA weights (a supernet state_dict) or absent>,
+     "trainer": <training runs only: step, config, optimizer, scheduler, sampler, RNG states (see
+                 supernet.training.trainer)>}
 
 Official/timm-style files (a bare state dict, or one under ``state_dict`` / ``model`` / ``state_dict_ema``) are
 accepted too, since the supernet uses the official module names; they are checked key by key and shape by shape.
@@ -81,6 +83,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def check_header(data: dict[str, Any], path: str | Path, space: SearchSpace,
+                 fix: str = "pass --space {space}") -> None:
+    """Raise `CheckpointError` unless `data` is our format, a readable version, and recorded for `space` (`fix`, with
+    the checkpoint's space filled in, ends the space-mismatch message)."""
+    if data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an elasticvit-deploy supernet checkpoint (no {FORMAT!r} header)")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {data.get('version')!r} is not supported "
+                              f"(this release reads version {VERSION})")
+    if data.get("space_fingerprint") != space.fingerprint:
+        raise CheckpointError(f"{path}: checkpoint is for space {data.get('space')!r} "
+                              f"(fingerprint {data.get('space_fingerprint')}), not {space.name!r} "
+                              f"(fingerprint {space.fingerprint}); {fix.format(space=data.get('space'))}")
+
+
 def _pick_state(data: dict[str, Any], prefer_ema: bool) -> tuple[dict[str, torch.Tensor], str]:
     if data.get("format") == FORMAT:
         if prefer_ema and isinstance(data.get("ema"), dict):
@@ -116,16 +133,16 @@ def load_supernet_weights(path: str | Path, space: SearchSpace, expected: dict[s
                           prefer_ema: bool = True) -> SupernetWeights:
     """Read `path`, pick the EMA weights when present (as evaluation does), check them against `expected`
     (the target supernet's state dict: keys and shapes) and the recorded space. Raises `CheckpointError`."""
+    return supernet_weights(read_checkpoint(path), path, space, expected, prefer_ema)
+
+
+def supernet_weights(data: dict[str, Any], path: str | Path, space: SearchSpace, expected: dict[str, torch.Tensor],
+                     prefer_ema: bool = True) -> SupernetWeights:
+    """`load_supernet_weights` on a checkpoint dict already read from `path` (callers that also need its other
+    entries read the file once)."""
     path = Path(path)
-    data = read_checkpoint(path)
     if data.get("format") == FORMAT:
-        if data.get("version") != VERSION:
-            raise CheckpointError(f"{path}: checkpoint format version {data.get('version')!r} is not supported "
-                                  f"(this release reads version {VERSION})")
-        if data.get("space_fingerprint") != space.fingerprint:
-            raise CheckpointError(f"{path}: checkpoint is for space {data.get('space')!r} "
-                                  f"(fingerprint {data.get('space_fingerprint')}), not {space.name!r} "
-                                  f"(fingerprint {space.fingerprint}); pass --space {data.get('space')}")
+        check_header(data, path, space)
     state, source = _pick_state(data, prefer_ema)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: the weights entry is a {type(state).__name__}, not a state dict")

@@ -131,11 +131,16 @@ def measure_archs(arch_list: Sequence[Arch], space: SearchSpace, measurer: Measu
 
 
 def fit_calibration(predicted_sums: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
-    """Least squares on relative error: measured ~ scale * predicted + offset (offset >= 0)."""
+    """Least squares on relative error: measured ~ scale * predicted + offset.
+
+    The offset may be negative: every block measured alone pays the interpreter's per-invoke overhead, which a
+    whole model pays once. If the fit would predict less than half of the smallest calibration subnet's sum
+    (too few or too noisy subnets), the scale alone is fitted."""
     A = np.column_stack([predicted_sums, np.ones(len(predicted_sums))]) / measured[:, None]
     (scale, offset), *_ = np.linalg.lstsq(A, np.ones(len(measured)), rcond=None)
-    if offset < 0:
-        scale, offset = float(np.sum(predicted_sums * measured) / np.sum(predicted_sums ** 2)), 0.0
+    if scale <= 0 or scale * predicted_sums.min() + offset < 0.5 * predicted_sums.min():
+        ratio = measured / predicted_sums
+        scale, offset = float(np.sum(ratio) / len(ratio)), 0.0
     return float(scale), float(offset)
 
 

@@ -1,0 +1,130 @@
+"""The subnet accuracy oracle (spec 4.7, pitfall 10): EMA weights, BN recalibration, top-1.
+
+`SubnetEvaluator` reads a checkpoint once and then evaluates any number of archs: per arch, one BN recalibration
+(running statistics reset, then a cumulative average over a fixed, seeded set of training batches: spec 4.7's
+129 batches of 96) and one batched pass over the evaluation split. The data, seed and validation fraction default to
+the ones the checkpoint was trained with, so "val" is the same held-out set the training never saw. Calibration uses
+the fixed crops without augmentation or mixup (see `data`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+
+from ..arch import Arch
+from ..checkpoint import FORMAT, CheckpointError, SupernetWeights, read_checkpoint, supernet_weights
+from ..flops import arch_mflops
+from ..model import ElasticViTSupernet
+from ..space import SearchSpace, get_space
+from .data import Batch, ImageData, iterate_batches, open_split
+from .optim import BATCH_PER_GPU
+from .recalibrate import RECALIBRATION_BATCHES, recalibrate_subnet
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Top-1 of one arch on the evaluation split."""
+
+    arch: Arch
+    mflops: float
+    correct: int
+    total: int
+
+    @property
+    def top1(self) -> float:
+        return self.correct / self.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": self.arch.to_dict(), "mflops": round(self.mflops, 3), "top1": self.top1,
+                "correct": self.correct, "total": self.total}
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" is CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class SubnetEvaluator:
+    """Evaluates archs of one supernet: BN recalibration on `train_set`, top-1 on `eval_set`."""
+
+    def __init__(self, supernet: ElasticViTSupernet, train_set: ImageData, eval_set: ImageData, *,
+                 calib_batches: int = RECALIBRATION_BATCHES, calib_batch_size: int = BATCH_PER_GPU,
+                 batch_size: int = 256, seed: int = 0, workers: int = 0, device: torch.device | str = "cpu"):
+        if train_set.num_classes != supernet.space.num_classes or eval_set.num_classes != supernet.space.num_classes:
+            raise ValueError(f"the data has {eval_set.num_classes} classes, space {supernet.space.name} has "
+                             f"{supernet.space.num_classes}")
+        self.device = torch.device(device)
+        self.supernet = supernet.to(self.device).eval()
+        self.train_set, self.eval_set = train_set, eval_set
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
+        self.calib_indices = order[:calib_batches * calib_batch_size].tolist()
+        self.calib_batch_size, self.batch_size, self.workers = calib_batch_size, batch_size, workers
+        self.weights: SupernetWeights | None = None
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.supernet.space
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, data: str | None = None, split: str = "val",
+                        space: SearchSpace | None = None, prefer_ema: bool = True, **options: Any) -> "SubnetEvaluator":
+        """Read `path` once (our checkpoint, or an official one given its `space`) and open the data: `data`, or the
+        training run's; the split is made with the run's seed and val_fraction."""
+        raw = read_checkpoint(path)
+        ours = raw.get("format") == FORMAT
+        if space is None:
+            if not ours:
+                raise CheckpointError(f"{path}: not our checkpoint format, so name its search space")
+            try:
+                space = get_space(str(raw.get("space")))
+            except KeyError as e:
+                raise CheckpointError(f"{path}: {e.args[0]}") from None
+        with torch.device("meta"):
+            expected = ElasticViTSupernet(space).state_dict()
+        weights = supernet_weights(raw, path, space, expected, prefer_ema)
+        trainer = raw.get("trainer") if isinstance(raw.get("trainer"), dict) else {}
+        run = trainer.get("config", {}) if isinstance(trainer.get("config"), dict) else {}
+        data = data or run.get("data")
+        if data is None:
+            raise CheckpointError(f"{path}: the checkpoint names no training data, so give the data")
+        seed, val_fraction = int(run.get("seed", 0)), float(run.get("val_fraction", 0.1))
+        train_set = open_split(data, "train", space.crop_size, seed, val_fraction)
+        eval_set = open_split(data, split, space.crop_size, seed, val_fraction)
+        net = ElasticViTSupernet(space)
+        net.load_state_dict(weights.state_dict)
+        evaluator = cls(net, train_set, eval_set, seed=seed, **options)
+        evaluator.weights = weights
+        return evaluator
+
+    def _calibration(self) -> Iterator[torch.Tensor]:
+        for x, _ in iterate_batches(self.train_set, self.calib_indices, self.calib_batch_size, self.workers):
+            yield x.to(self.device)
+
+    def _eval_batches(self) -> Iterable[Batch]:
+        return iterate_batches(self.eval_set, range(len(self.eval_set)), self.batch_size, self.workers)
+
+    def evaluate(self, arch: Arch) -> EvalResult:
+        """Recalibrate BN for `arch` once, then count its correct top-1 predictions over the evaluation split."""
+        recalibrate_subnet(self.supernet, arch, self._calibration())
+        correct = 0
+        with torch.inference_mode():
+            for x, y in self._eval_batches():
+                pred = self.supernet(x.to(self.device)).argmax(dim=1)
+                correct += int((pred.cpu() == y).sum())
+        return EvalResult(arch, arch_mflops(arch, self.space), correct, len(self.eval_set))
+
+    def evaluate_many(self, archs: Iterable[Arch],
+                      progress: Callable[[EvalResult], None] | None = None) -> list[EvalResult]:
+        """`evaluate` for each arch in order; `progress` is called after each."""
+        results = []
+        for arch in archs:
+            results.append(self.evaluate(arch))
+            if progress is not None:
+                progress(results[-1])
+        return results

@@ -1,0 +1,196 @@
+"""The supernet training configuration (spec 4.4-4.6): one dataclass, paper values by default, read from TOML or YAML
+and overridden with dotted ``key=value`` pairs.
+
+Rates are given before linear scaling (the trainer applies lr x world_size x batch_size / 512, spec 4.5). Epoch
+counts define the warm-up + cosine schedule (stepped every optimizer step, see `Trainer`); `steps` only stops the run
+early. `sampler_options` overrides fields of the sampler's `SamplerConfig` (levels, window, bank sizes, q0, ...).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from .ema import EMA_DECAY
+from .optim import AGC_CLIP_FACTOR, BATCH_PER_GPU, EPOCHS, LR, MIN_LR, WARMUP_EPOCHS, WARMUP_LR, WEIGHT_DECAY
+
+#: Keys a resumed run may change: they decide when to stop and what to write, never the numbers of a step.
+RESUME_MUTABLE = ("steps", "output_dir", "save_every", "log_every", "tensorboard", "workers")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key and what is wrong."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of `elasticvit-deploy train` (spec section 4; defaults are the paper's recipe).
+
+    data: "digits", "fashion-mnist" or a directory (ImageFolder, or MNIST idx files). teachers: each a path to a
+    `torch.save`'d module or {"path": supernet checkpoint, "arch": arch JSON file | "max" | "min"}; none means the
+    max/uniform subnets learn from the labels (label-smoothed CE). steps: stop after this many steps (default: the
+    whole schedule, (epochs + cooldown_epochs) epochs). save_every / log_every: in steps (save_every 0: checkpoint
+    only at the end).
+    """
+
+    data: str
+    space: str = "elasticvit"
+    sampler: str = "elasticvit"
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    val_fraction: float = 0.1
+    epochs: int = EPOCHS
+    warmup_epochs: int = WARMUP_EPOCHS
+    cooldown_epochs: int = 0
+    steps: int | None = None
+    batch_size: int = BATCH_PER_GPU
+    lr: float = LR
+    warmup_lr: float = WARMUP_LR
+    min_lr: float = MIN_LR
+    weight_decay: float = WEIGHT_DECAY
+    agc_clip: float = AGC_CLIP_FACTOR
+    ema_decay: float = EMA_DECAY
+    teachers: tuple[Any, ...] = ()
+    output_dir: str = "runs/supernet"
+    save_every: int = 1000
+    log_every: int = 10
+    tensorboard: bool = False
+    workers: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (stored in checkpoints)."""
+        d = asdict(self)
+        d["teachers"] = list(self.teachers)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+        """Validate keys, types and ranges; `ConfigError` names the first problem."""
+        known = {f.name: f for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"unknown config key {key!r} (known: {', '.join(sorted(known))})")
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            if name in data:
+                values[name] = _coerce(name, data[name], f.type)
+            elif f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"config key {name!r} is required")
+        config = cls(**values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        positive = ("epochs", "batch_size", "lr", "warmup_lr", "min_lr")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("warmup_epochs", "cooldown_epochs", "weight_decay", "agc_clip", "save_every", "workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.log_every < 1:
+            raise ConfigError(f"log_every must be >= 1, got {self.log_every}")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"steps must be >= 1, got {self.steps}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        for t in self.teachers:
+            if not (isinstance(t, str) or (isinstance(t, dict) and isinstance(t.get("path"), str)
+                                           and set(t) <= {"path", "arch"})):
+                raise ConfigError(f"a teacher is a path or {{path = ..., arch = ...}}, got {t!r}")
+
+
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "an integer"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
+    "bool": ((bool,), "true or false")}
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check `value` against the field's annotation (a string under `from __future__ import annotations`)."""
+    ann = str(annotation)
+    if ann == "int | None":
+        return None if value is None else _coerce(name, value, "int")
+    if ann.startswith("dict"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a table/mapping, got {value!r}")
+        return dict(value)
+    if ann.startswith("tuple"):
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        return tuple(value)
+    ok, what = _TYPES[ann]
+    if ann == "float" and isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 (PyYAML) reads 1e-3 as text
+        except ValueError:
+            pass
+    if not isinstance(value, ok) or (isinstance(value, bool) and ann != "bool"):
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+    return float(value) if ann == "float" else value
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a .toml, .yaml or .yml file; `ConfigError` for a missing or malformed file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        else:
+            raise ConfigError(f"{path}: config files end in .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{path}: malformed config ({first})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values")
+    return data
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of `data` with each ``key=value`` applied; dotted keys reach into tables (``sampler_options.q0=0.5``).
+    Values are parsed as YAML scalars/lists (``8``, ``1e-3``, ``true``, ``[a.pt, b.pt]``); anything else stays text."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for p in parents:
+            child = node.get(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {p} is not a table")
+            node[p] = dict(child)
+            node = node[p]
+        node[leaf] = value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: Sequence[str] = (),
+                base: Mapping[str, Any] | None = None) -> TrainConfig:
+    """`base` (e.g. a checkpoint's config), then the file at `path`, then `overrides`, validated."""
+    data = dict(base or {})
+    if path is not None:
+        data.update(read_config_file(path))
+    return TrainConfig.from_dict(apply_overrides(data, overrides))
