@@ -104,6 +104,19 @@ def _print_errors(title: str, errors: dict[str, Any]) -> None:
                    f"worst {e['worst_pct']:5.1f}%")
 
 
+def _save_and_report(predictor: LearnedPredictor, out: Path, title: str, as_json: bool) -> None:
+    predictor.save(out)
+    info = predictor.describe()
+    if as_json:
+        emit_json(dict(info, path=str(out)))
+        return
+    click.echo(f"{title} to {out}")
+    for f, d in info["families"].items():
+        click.echo(f"  {f:<10} {d['regressor']:<18} {d['samples']:5d} blocks  cross-validated RMSE "
+                   f"{d['cv_rmse'] * 100:5.2f}%")
+    click.echo(f"  calibration: x{predictor.scale:.4f} {predictor.offset_ms:+.3f} ms")
+
+
 @predictor_group.command("fit")
 @click.option("--device", required=True, help="Name to save the predictor under (e.g. pixel4, host, an alias).")
 @click.option("--from", "source", required=True, type=click.Path(dir_okay=False),
@@ -133,16 +146,8 @@ def fit(device: str, source: str, base: str | None, space_name: str, as_json: bo
             "device": device, "space": space.name, "source": str(Path(source).resolve())})
     except ValueError as e:
         raise UserError(f"{source}: {e}") from None
-    out = learned_dir(device, space)
-    predictor.save(out)
-    info = predictor.describe()
-    if as_json:
-        emit_json(dict(info, path=str(out)))
-        return
-    click.echo(f"saved {device} predictor ({len(blocks)} blocks, {convention} convention) to {out}")
-    for f, d in info["families"].items():
-        click.echo(f"  {f:<10} {d['regressor']:<18} {d['samples']:5d} blocks  cross-validated RMSE "
-                   f"{d['cv_rmse'] * 100:5.2f}%")
+    _save_and_report(predictor, learned_dir(device, space),
+                     f"saved {device} predictor ({len(blocks)} blocks, {convention} convention)", as_json)
 
 
 def _model_measurements(path: str, space: SearchSpace) -> tuple[np.ndarray, np.ndarray]:
@@ -268,16 +273,7 @@ def build(device: str, budget: int, calibration: int, seed: int, space_name: str
         raise CommandFailed(f"build stopped (what was measured is kept; run again to resume): {e}") from None
     finally:
         bar.close()
-    predictor.save(out)
-    info = predictor.describe()
-    if as_json:
-        emit_json(dict(info, path=str(out)))
-        return
-    click.echo(f"saved {device} predictor for space {space.name} to {out}")
-    for f, d in info["families"].items():
-        click.echo(f"  {f:<10} {d['regressor']:<18} {d['samples']:5d} blocks  cross-validated RMSE "
-                   f"{d['cv_rmse'] * 100:5.2f}%")
-    click.echo(f"  calibration: x{predictor.scale:.4f} {predictor.offset_ms:+.3f} ms")
+    _save_and_report(predictor, out, f"saved {device} predictor for space {space.name}", as_json)
 
 
 @predictor_group.command("validate")
