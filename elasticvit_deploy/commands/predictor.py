@@ -112,8 +112,8 @@ def _save_and_report(predictor: LearnedPredictor, out: Path, title: str, as_json
         return
     click.echo(f"{title} to {out}")
     for f, d in info["families"].items():
-        click.echo(f"  {f:<10} {d['regressor']:<18} {d['samples']:5d} blocks  cross-validated RMSE "
-                   f"{d['cv_rmse'] * 100:5.2f}%")
+        rmse = "n/a (too few blocks)" if d["cv_rmse"] is None else f"{d['cv_rmse'] * 100:5.2f}%"
+        click.echo(f"  {f:<10} {d['regressor']:<18} {d['samples']:5d} blocks  cross-validated RMSE {rmse}")
     click.echo(f"  calibration: x{predictor.scale:.4f} {predictor.offset_ms:+.3f} ms")
 
 

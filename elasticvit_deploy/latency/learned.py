@@ -9,9 +9,9 @@ Candidates per family (random forest as nn-Meter uses, gradient boosting, and th
 k-fold cross-validated error and the best is kept; the choice and its error are recorded.
 
 Persistence is portable and versioned: ``predictor.json`` (format, version, convention, features, choices,
-calibration, base, tool versions), ``training.jsonl`` (the blocks it was fitted on) and ``regressors.skops`` (skops, not pickle; only scikit-learn and numpy types
-are trusted when loading). A file of another format version, or one that this scikit-learn cannot read, gives
-a PredictorFileError that says so.
+calibration, base, tool versions), ``training.jsonl`` (the blocks it was fitted on) and ``regressors.skops``
+(skops, not pickle; only scikit-learn and numpy types are trusted when loading). A file of another format version,
+or one that this scikit-learn cannot read, gives a PredictorFileError that says so.
 """
 
 from __future__ import annotations
@@ -191,7 +191,8 @@ class LearnedPredictor:
         return {"name": self.name, "kind": self.kind, "convention": self.convention,
                 "base": None if self.base is None else self.base.describe(),
                 "calibration": {"scale": self.scale, "offset_ms": self.offset_ms},
-                "families": {f: {"regressor": m.choice, "samples": m.n_samples, "cv_rmse": round(m.cv_rmse, 5),
+                "families": {f: {"regressor": m.choice, "samples": m.n_samples,
+                                 "cv_rmse": round(m.cv_rmse, 5) if np.isfinite(m.cv_rmse) else None,
                                  "cv_within_5pct": None if np.isnan(m.cv_within5) else round(m.cv_within5, 4)}
                              for f, m in self.families.items()},
                 **self.info}
@@ -248,8 +249,9 @@ class LearnedPredictor:
         families = {}
         for f, d in meta["families"].items():
             linear = meta["linear_prior"].get(f)
+            rmse, within5 = d["cv_rmse"], d["cv_within_5pct"]
             families[f] = FamilyModel(regressors[f], d["regressor"], None if linear is None else tuple(linear),
-                                      d["cv_rmse"], np.nan if d["cv_within_5pct"] is None else d["cv_within_5pct"],
+                                      np.inf if rmse is None else rmse, np.nan if within5 is None else within5,
                                       d["samples"])
         base = None
         if meta.get("base") is not None:
