@@ -19,6 +19,7 @@ from supernet.space import space_names
 from . import __version__
 from .archio import load_arch
 from .cli_common import OneLineErrors, emit_json, resolve_space, space_option
+from .commands.analyze import analyze_group
 from .commands.export import export_command, inspect_command
 from .commands.farm import farm_group, measure_command, results_group
 from .commands.latency import latency_command
@@ -143,3 +144,4 @@ main.add_command(latency_command)
 main.add_command(predictor_group)
 main.add_command(train_command)
 main.add_command(evaluate_command)
+main.add_command(analyze_group)

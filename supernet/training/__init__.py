@@ -4,7 +4,8 @@
 - `hss`, `subspace`: hierarchical smallest subnets and the sub-space dominating one (4.1, 4.2);
 - `bank`, `preference`: memory banks and the path-preference rule (4.3);
 - `config`: every knob, paper values by default; `samplers`, `registry`: the strategies, chosen by name;
-- `losses` (4.4), `optim` (4.5), `ema` (4.5), `recalibrate` (4.7): the numerical parts of training.
+- `losses` (4.4), `optim` (4.5), `ema` (4.5), `recalibrate` (4.7): the numerical parts of training;
+- `evaluate` (4.7): checkpoint loading and the subnet accuracy oracle; `conflict`: gradient cosines (Table 4).
 """
 
 from .bank import BankEntry, MemoryBank

@@ -50,6 +50,48 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class LoadedSupernet:
+    """A supernet with a checkpoint's weights, and the training run's configuration ({} for official files)."""
+
+    supernet: ElasticViTSupernet
+    weights: SupernetWeights
+    run: dict[str, Any]
+
+    @property
+    def seed(self) -> int:
+        return int(self.run.get("seed", 0))
+
+    def open_split(self, data: str | None, split: str) -> ImageData:
+        """`split` of `data` (default: the run's data), made with the run's seed and val_fraction."""
+        data = data or self.run.get("data")
+        if data is None:
+            raise CheckpointError(f"{self.weights.path}: the checkpoint names no training data, so give the data")
+        return open_split(data, split, self.supernet.space.crop_size, self.seed,
+                          float(self.run.get("val_fraction", 0.1)))
+
+
+def load_supernet(path: str | Path, space: SearchSpace | None = None, prefer_ema: bool = True) -> LoadedSupernet:
+    """Read `path` once (our checkpoint, or an official one given its `space`) into a supernet: the EMA weights when
+    present and `prefer_ema`, else the raw ones. Raises `CheckpointError`."""
+    raw = read_checkpoint(path)
+    if space is None:
+        if raw.get("format") != FORMAT:
+            raise CheckpointError(f"{path}: not our checkpoint format, so name its search space")
+        try:
+            space = get_space(str(raw.get("space")))
+        except KeyError as e:
+            raise CheckpointError(f"{path}: {e.args[0]}") from None
+    with torch.device("meta"):
+        expected = ElasticViTSupernet(space).state_dict()
+    weights = supernet_weights(raw, path, space, expected, prefer_ema)
+    trainer = raw.get("trainer") if isinstance(raw.get("trainer"), dict) else {}
+    run = trainer.get("config", {}) if isinstance(trainer.get("config"), dict) else {}
+    net = ElasticViTSupernet(space)
+    net.load_state_dict(weights.state_dict)
+    return LoadedSupernet(net, weights, run)
+
+
 class SubnetEvaluator:
     """Evaluates archs of one supernet: BN recalibration on `train_set`, top-1 on `eval_set`."""
 
@@ -76,30 +118,10 @@ class SubnetEvaluator:
                         space: SearchSpace | None = None, prefer_ema: bool = True, **options: Any) -> "SubnetEvaluator":
         """Read `path` once (our checkpoint, or an official one given its `space`) and open the data: `data`, or the
         training run's; the split is made with the run's seed and val_fraction."""
-        raw = read_checkpoint(path)
-        ours = raw.get("format") == FORMAT
-        if space is None:
-            if not ours:
-                raise CheckpointError(f"{path}: not our checkpoint format, so name its search space")
-            try:
-                space = get_space(str(raw.get("space")))
-            except KeyError as e:
-                raise CheckpointError(f"{path}: {e.args[0]}") from None
-        with torch.device("meta"):
-            expected = ElasticViTSupernet(space).state_dict()
-        weights = supernet_weights(raw, path, space, expected, prefer_ema)
-        trainer = raw.get("trainer") if isinstance(raw.get("trainer"), dict) else {}
-        run = trainer.get("config", {}) if isinstance(trainer.get("config"), dict) else {}
-        data = data or run.get("data")
-        if data is None:
-            raise CheckpointError(f"{path}: the checkpoint names no training data, so give the data")
-        seed, val_fraction = int(run.get("seed", 0)), float(run.get("val_fraction", 0.1))
-        train_set = open_split(data, "train", space.crop_size, seed, val_fraction)
-        eval_set = open_split(data, split, space.crop_size, seed, val_fraction)
-        net = ElasticViTSupernet(space)
-        net.load_state_dict(weights.state_dict)
-        evaluator = cls(net, train_set, eval_set, seed=seed, **options)
-        evaluator.weights = weights
+        loaded = load_supernet(path, space, prefer_ema)
+        evaluator = cls(loaded.supernet, loaded.open_split(data, "train"), loaded.open_split(data, split),
+                        seed=loaded.seed, **options)
+        evaluator.weights = loaded.weights
         return evaluator
 
     def _calibration(self) -> Iterator[torch.Tensor]:
