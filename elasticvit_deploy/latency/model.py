@@ -162,10 +162,6 @@ class ArchLatencyModel:
                         count)
                 for (part, cols, choices, _, count), bs in zip(specs, blocks)]
 
-    def block_universe(self) -> list[Block]:
-        """Every distinct block an arch of the space can contain (under the predictor's convention)."""
-        return universe(self.space, self.predictor.convention)
-
 
 def universe(space: SearchSpace, convention: Convention) -> list[Block]:
     """Every distinct block a legal arch of `space` can contain, in a stable order (widths never decrease, so a

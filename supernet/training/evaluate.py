@@ -74,7 +74,12 @@ class LoadedSupernet:
 def load_supernet(path: str | Path, space: SearchSpace | None = None, prefer_ema: bool = True) -> LoadedSupernet:
     """Read `path` once (our checkpoint, or an official one given its `space`) into a supernet: the EMA weights when
     present and `prefer_ema`, else the raw ones. Raises `CheckpointError`."""
-    raw = read_checkpoint(path)
+    return supernet_from_checkpoint(read_checkpoint(path), path, space, prefer_ema)
+
+
+def supernet_from_checkpoint(raw: dict[str, Any], path: str | Path, space: SearchSpace | None = None,
+                             prefer_ema: bool = True) -> LoadedSupernet:
+    """`load_supernet` for a checkpoint already read from `path`."""
     if space is None:
         if raw.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not our checkpoint format, so name its search space")

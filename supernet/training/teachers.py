@@ -19,11 +19,11 @@ import torch
 import torch.nn as nn
 
 from ..arch import Arch, ArchError, parse_arch
-from ..checkpoint import FORMAT, CheckpointError, load_supernet_weights, read_checkpoint
-from ..model import ElasticViTSupernet
+from ..checkpoint import FORMAT, CheckpointError, read_checkpoint
 from ..sampling import max_arch, min_arch
-from ..space import SearchSpace, get_space
+from ..space import SearchSpace
 from ..validation import check_arch
+from .evaluate import supernet_from_checkpoint
 
 
 class TeacherError(ValueError):
@@ -42,18 +42,10 @@ def teacher_arch(spec: str, space: SearchSpace) -> Arch:
 
 def _supernet_teacher(path: Path, data: dict[str, Any], arch_spec: str) -> nn.Module:
     try:
-        space = get_space(str(data.get("space")))
-    except KeyError as e:
-        raise TeacherError(f"teacher {path}: {e.args[0]}") from None
-    with torch.device("meta"):
-        expected = ElasticViTSupernet(space).state_dict()
-    try:
-        weights = load_supernet_weights(path, space, expected)
+        net = supernet_from_checkpoint(data, path).supernet
     except CheckpointError as e:
         raise TeacherError(f"teacher {e}") from None
-    net = ElasticViTSupernet(space)
-    net.load_state_dict(weights.state_dict)
-    return net.extract(teacher_arch(arch_spec, space))
+    return net.extract(teacher_arch(arch_spec, net.space))
 
 
 def load_teacher(spec: str | dict[str, str], device: torch.device) -> nn.Module:
