@@ -24,6 +24,7 @@ from .commands.export import export_command, inspect_command
 from .commands.farm import farm_group, measure_command, results_group
 from .commands.latency import latency_command
 from .commands.predictor import predictor_group
+from .commands.search import search_command
 from .commands.train import evaluate_command, train_command
 from .errors import UserError
 from .paths import user_data_dir
@@ -145,3 +146,4 @@ main.add_command(predictor_group)
 main.add_command(train_command)
 main.add_command(evaluate_command)
 main.add_command(analyze_group)
+main.add_command(search_command)

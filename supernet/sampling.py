@@ -256,55 +256,83 @@ def max_arch(space: SearchSpace) -> Arch:
     return extreme_arch(space, largest=True)
 
 
-def _redraw(rng: np.random.Generator, choices: tuple[int, ...] | list[int]) -> int:
-    return int(choices[rng.integers(0, len(choices))])
+def _column_choices(space: SearchSpace) -> list[tuple[int, ...]]:
+    """The legal values of every encoded column, in column order."""
+    out: list[tuple[int, ...]] = [space.resolutions, space.first_conv_widths, space.stem.depths, space.stem.kernels]
+    for s in space.stages:
+        out += [s.widths, s.depths, *s.micro_choices()]
+    return [tuple(sorted(c)) for c in out]
+
+
+def _draw_between(rng: np.random.Generator, choices: tuple[int, ...], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Per row, a uniform draw among `choices` within [lo, hi] (never empty: the current value lies there)."""
+    c = np.asarray(choices)
+    first = np.searchsorted(c, lo, side="left")
+    count = np.searchsorted(c, hi, side="right") - first
+    return c[first + (rng.random(len(lo)) * count).astype(np.int64)]
+
+
+def _width_columns(space: SearchSpace) -> list[int]:
+    return [enc.FIRST] + [enc.stage_col(i, enc.WIDTH) for i in range(len(space.stages))]
+
+
+def _depth_columns(space: SearchSpace) -> list[int]:
+    return [enc.STEM_DEPTH] + [enc.stage_col(i, enc.DEPTH) for i in range(len(space.stages))]
+
+
+def mutate_many(matrix: np.ndarray, space: SearchSpace, seed: int | np.random.Generator | None = None,
+                prob: float = 0.2, depth_prob: float = 0.4) -> np.ndarray:
+    """Mutated copies of an encoded batch: each dimension is redrawn with probability `prob` (depths with
+    `depth_prob`), uniformly among its legal choices.
+
+    The official search's bugs are fixed: every depth up to the maximum is reachable, widths move over the
+    space's own choices, and a mutated resolution is really applied. The official draw keeps the minimum choice
+    with probability 0.55; ours is uniform, so mutation does not drift to small subnets. Widths are redrawn among
+    the choices that keep the width vector non-decreasing, so every child is legal.
+    """
+    rng = _rng(seed)
+    m = np.array(matrix, dtype=np.int64, copy=True).reshape(-1, enc.n_columns(space))
+    n = len(m)
+    choices = _column_choices(space)
+    widths, depths = _width_columns(space), set(_depth_columns(space))
+    for col, options in enumerate(choices):
+        hit = rng.random(n) < (depth_prob if col in depths else prob)
+        if col in widths:
+            k = widths.index(col)
+            lo = m[:, widths[k - 1]] if k > 0 else np.full(n, options[0])
+            hi = m[:, widths[k + 1]] if k + 1 < len(widths) else np.full(n, options[-1])
+            drawn = _draw_between(rng, options, lo, hi)
+        else:
+            drawn = np.asarray(options)[rng.integers(0, len(options), n)]
+        m[:, col] = np.where(hit, drawn, m[:, col])
+    return m
+
+
+def crossover_many(a: np.ndarray, b: np.ndarray, space: SearchSpace,
+                   seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Children of encoded parent pairs (row i of `a` with row i of `b`): each takes its resolution, whole width
+    vector and whole depth vector each from a random parent, and its stem kernel and each stage's micro-settings
+    (kernel/expansion or MLP/V) from a random parent. Always legal when both parents are."""
+    rng = _rng(seed)
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    child = a.copy()
+    groups = [[enc.RES], _width_columns(space), _depth_columns(space), [enc.STEM_KERNEL]]
+    groups += [[enc.stage_col(i, enc.MICRO_A), enc.stage_col(i, enc.MICRO_B)] for i in range(len(space.stages))]
+    for cols in groups:
+        take_b = rng.random(len(a)) < 0.5
+        child[np.ix_(take_b, cols)] = b[np.ix_(take_b, cols)]
+    return child
 
 
 def mutate(arch: Arch, space: SearchSpace, seed: int | np.random.Generator | None = None,
            prob: float = 0.2, depth_prob: float = 0.4) -> Arch:
-    """Redraw each dimension with probability `prob` (depths with `depth_prob`), uniformly among its legal choices.
-
-    The official search's bugs are fixed: every depth up to the maximum is reachable, widths move over the
-    space's own choices, and a mutated resolution is really applied. Widths are redrawn among the choices that
-    keep the width vector non-decreasing, so the result is always legal.
-    """
-    rng = _rng(seed)
-    hit = lambda p: rng.random() < p  # noqa: E731
-    res = _redraw(rng, space.resolutions) if hit(prob) else arch.resolution
-    widths = list(arch.widths)
-    bounds = [w for w in widths[1:]] + [10 ** 9]
-    if hit(prob):
-        widths[0] = _redraw(rng, [w for w in space.first_conv_widths if w <= bounds[0]])
-    for i, s in enumerate(space.stages):
-        if hit(prob):
-            widths[i + 1] = _redraw(rng, [w for w in s.widths if widths[i] <= w <= bounds[i + 1]])
-    stem = StemConfig(widths[0], _redraw(rng, space.stem.depths) if hit(depth_prob) else arch.stem.depth,
-                      _redraw(rng, space.stem.kernels) if hit(prob) else arch.stem.kernel)
-    stages = []
-    for i, (cfg, s) in enumerate(zip(arch.stages, space.stages)):
-        a_choices, b_choices = s.micro_choices()
-        a, b = cfg.micro
-        a = _redraw(rng, a_choices) if hit(prob) else a
-        b = _redraw(rng, b_choices) if hit(prob) else b
-        depth = _redraw(rng, s.depths) if hit(depth_prob) else cfg.depth
-        cls = TransformerStageConfig if s.is_transformer else CNNStageConfig
-        stages.append(cls(widths[i + 1], depth, a, b))
-    return Arch(res, widths[0], stem, tuple(stages))
+    """`mutate_many` for one arch."""
+    return enc.decode(mutate_many(enc.encode(arch)[None], space, seed, prob, depth_prob)[0], space)
 
 
-def crossover(a: Arch, b: Arch, seed: int | np.random.Generator | None = None) -> Arch:
-    """Child taking its resolution, whole width vector and whole depth vector each from a random parent, and each
-    stage's micro-settings (kernel/expansion or MLP/V) from a random parent. Always legal when both parents are."""
-    rng = _rng(seed)
-    pa = lambda: a if rng.random() < 0.5 else b  # noqa: E731
-    res = pa().resolution
-    wp, dp = pa(), pa()
-    stem = StemConfig(wp.stem.width, dp.stem.depth, pa().stem.kernel)
-    stages = []
-    for i in range(len(a.stages)):
-        micro_src = pa().stages[i]
-        stages.append(replace(micro_src, width=wp.stages[i].width, depth=dp.stages[i].depth))
-    return Arch(res, wp.first_conv, stem, tuple(stages))
+def crossover(a: Arch, b: Arch, space: SearchSpace, seed: int | np.random.Generator | None = None) -> Arch:
+    """`crossover_many` for one pair of archs."""
+    return enc.decode(crossover_many(enc.encode(a)[None], enc.encode(b)[None], space, seed)[0], space)
 
 
 def archs(matrix: np.ndarray, space: SearchSpace) -> list[Arch]:

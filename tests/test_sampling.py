@@ -102,9 +102,9 @@ def test_extremes():
 def test_mutation_and_crossover_stay_valid(seed):
     rng = np.random.default_rng(seed)
     a, b = archs(sample_uniform(ELASTICVIT, 2, rng), ELASTICVIT)
-    for child in (mutate(a, ELASTICVIT, rng, prob=0.5, depth_prob=0.5), crossover(a, b, rng)):
+    for child in (mutate(a, ELASTICVIT, rng, prob=0.5, depth_prob=0.5), crossover(a, b, ELASTICVIT, rng)):
         assert validate(child, ELASTICVIT) == []
-    child = crossover(a, b, rng)
+    child = crossover(a, b, ELASTICVIT, rng)
     assert child.resolution in (a.resolution, b.resolution)
     assert child.widths in (a.widths, b.widths)
     assert child.depths in (a.depths, b.depths)
@@ -130,4 +130,4 @@ def test_mutation_reaches_every_choice():
 def test_mutation_without_probability_is_identity():
     a = archs(sample_uniform(ELASTICVIT, 1, 5), ELASTICVIT)[0]
     assert mutate(a, ELASTICVIT, 1, prob=0.0, depth_prob=0.0) == a
-    assert isinstance(crossover(a, a, 1), Arch) and crossover(a, a, 1) == a
+    assert isinstance(crossover(a, a, ELASTICVIT, 1), Arch) and crossover(a, a, ELASTICVIT, 1) == a

@@ -224,10 +224,12 @@ def evaluate(device: str, source: str, models_file: str | None, n_models: int, k
         _print_errors("whole models (sum of blocks)", {"models": report["models"]})
 
 
-def _measurer(device: str, adb: str | None, warmup: int, runs: int, rounds: int) -> builder.Measurer:
+def _measurer(device: str, adb: str | None, warmup: int, runs: int, rounds: int, statistic: str) -> builder.Measurer:
     settings = RunnerSettings(warmup=warmup, runs=runs, threads=0, cores=None)
     options = MeasureOptions(rounds=rounds)
-    return builder.Measurer(single_target(device, adb, settings, options), ResultsStore(), options)
+    if statistic == "auto":
+        statistic = "best" if device == "host" else "median"
+    return builder.Measurer(single_target(device, adb, settings, options), ResultsStore(), options, statistic)
 
 
 def _measure_options(f: Any) -> Any:
@@ -235,7 +237,10 @@ def _measure_options(f: Any) -> Any:
             click.option("--warmup", type=click.IntRange(0, 10_000), default=10, show_default=True),
             click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True),
             click.option("--rounds", type=click.IntRange(1, 100), default=3, show_default=True,
-                         help="Rounds per model; the median of the round means is the latency."),
+                         help="Rounds per model."),
+            click.option("--statistic", type=click.Choice(["auto", *builder.STATISTICS]), default="auto",
+                         show_default=True, help="A model's latency: median of the round means, or the best "
+                         "(fastest) inference; auto is best on host (robust to a shared machine), median on phones."),
             adb_option]):
         f = option(f)
     return f
@@ -252,7 +257,7 @@ def _measure_options(f: Any) -> Any:
 @_measure_options
 @click.option("--json", "as_json", is_flag=True)
 def build(device: str, budget: int, calibration: int, seed: int, space_name: str, warmup: int, runs: int,
-          rounds: int, adb: str | None, as_json: bool) -> None:
+          rounds: int, statistic: str, adb: str | None, as_json: bool) -> None:
     """Build DEVICE's predictor by measuring it: choose blocks (adaptive), export each as a tiny TFLite model,
     measure it through the farm harness, fit the regressors, calibrate on a few whole subnets, save.
 
@@ -263,7 +268,7 @@ def build(device: str, budget: int, calibration: int, seed: int, space_name: str
         out = learned_dir(device, space)
     except TargetError as e:
         raise UserError(str(e)) from None
-    measurer = _measurer(device, adb, warmup, runs, rounds)
+    measurer = _measurer(device, adb, warmup, runs, rounds, statistic)
     bar = tqdm(desc=f"building {device}", unit="model", disable=as_json)
     try:
         predictor = builder.build(device, space, measurer, budget, out / "build", calibration_subnets=calibration,
@@ -290,10 +295,11 @@ def build(device: str, budget: int, calibration: int, seed: int, space_name: str
 @_measure_options
 @click.option("--json", "as_json", is_flag=True)
 def validate(device: str, n: int, target: str | None, kind: str, seed: int, out_dir: str | None,
-             space_name: str, warmup: int, runs: int, rounds: int, adb: str | None, as_json: bool) -> None:
+             space_name: str, warmup: int, runs: int, rounds: int, statistic: str, adb: str | None,
+             as_json: bool) -> None:
     """Export N random subnets, measure them end to end on DEVICE, and compare with the predictor (plot)."""
     model = open_target(target or device, space_name, kind)
-    measurer = _measurer(device, adb, warmup, runs, rounds)
+    measurer = _measurer(device, adb, warmup, runs, rounds, statistic)
     arch_list = builder.validation_archs(model.space, n, seed)
     bar = tqdm(total=n, desc=f"validating on {device}", unit="subnet", disable=as_json)
     try:

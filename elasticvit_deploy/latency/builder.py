@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -75,17 +75,33 @@ def export_arch(arch: Arch, space: SearchSpace) -> Path:
     return path
 
 
+STATISTICS = {"median": "median_ms", "best": "best_ms"}
+
+
 @dataclass
 class Measurer:
-    """Measures models on one prepared target, reusing the results store."""
+    """Measures models on one prepared target, reusing the results store.
+
+    `statistic` is the figure a model's latency is read from: "median" (of the round means, as a phone reports)
+    or "best" (the fastest single inference over all rounds). On a shared machine, other tenants slow whole
+    rounds down for seconds at a time, which moves medians by more than the predictor's tolerance; the fastest
+    inference is what the hardware does undisturbed, so builds and validations on such a host use "best"."""
 
     target: Target
     store: ResultsStore
     options: MeasureOptions
+    statistic: str = "median"
 
-    def median_ms(self, path: Path) -> tuple[float, dict[str, Any]]:
+    def __post_init__(self) -> None:
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"statistic {self.statistic!r}: choose from {', '.join(STATISTICS)}")
+
+    def latency_ms(self, path: Path) -> tuple[float, dict[str, Any]]:
+        key = STATISTICS[self.statistic]
         result = measure_model(self.target, LocalModel.load(path), self.store, self.options)
-        return float(result.summary["median_ms"]), result.summary
+        if result.summary.get(key) is None:  # stored before this figure existed: measure again
+            result = measure_model(self.target, LocalModel.load(path), self.store, replace(self.options, fresh=True))
+        return float(result.summary[key]), result.summary
 
 
 class BlockLog:
@@ -113,7 +129,7 @@ def measure_blocks(blocks: Sequence[Block], space: SearchSpace, measurer: Measur
     for b in blocks:
         if b not in log.ms:
             tick(f"{b.family} {b.hw}x{b.hw} {b.cin}->{b.cout}")
-            ms, _ = measurer.median_ms(export_block(b, space))
+            ms, _ = measurer.latency_ms(export_block(b, space))
             log.add(b, ms)
         out.append(log.ms[b])
     return out
@@ -125,7 +141,7 @@ def measure_archs(arch_list: Sequence[Arch], space: SearchSpace, measurer: Measu
     rows = []
     for arch in arch_list:
         tick(f"subnet r{arch.resolution}")
-        ms, summary = measurer.median_ms(export_arch(arch, space))
+        ms, summary = measurer.latency_ms(export_arch(arch, space))
         rows.append({"arch": arch.to_dict(), "ms": ms, "cv": summary.get("cv")})
     return rows
 
@@ -157,7 +173,7 @@ def build(device: str, space: SearchSpace, measurer: Measurer, budget: int, work
         "device": device, "space": space.name, "source": "predictor build",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "measured_on": measurer.target.device_info(), "runtime": measurer.target.runtime_version(),
-        "flags": measurer.target.settings.flags()})
+        "flags": measurer.target.settings.flags(), "statistic": measurer.statistic})
     if calibration_subnets >= 2:
         cal_archs = archs(sample_uniform(space, calibration_subnets, seed=CALIBRATION_SEED + seed), space)
         rows = measure_archs(cal_archs, space, measurer, tick)

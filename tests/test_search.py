@@ -1,0 +1,248 @@
+"""Search: vectorised operators, the evolution's constraint, determinism and resume, Pareto fronts, the accuracy
+objective, and the `search` command (real Pixel1 table; a learned predictor of the tiny space; host measurement)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from elasticvit_deploy.cli import main
+from elasticvit_deploy.latency.features import block_cost
+from elasticvit_deploy.latency.learned import LearnedPredictor
+from elasticvit_deploy.latency.model import ArchLatencyModel, universe
+from elasticvit_deploy.latency.tables import TablePredictor, table_file_name
+from elasticvit_deploy.latency.targets import load_target
+from elasticvit_deploy.search.evolution import BudgetError, Evolution, EvolutionConfig, StateMismatchError
+from elasticvit_deploy.search.objectives import FlopsProxy
+from elasticvit_deploy.search.oracles import PredictorOracle
+from elasticvit_deploy.search.run import pareto_front
+from supernet import encoding as enc
+from supernet.validation import validate
+from supernet.sampling import crossover_many, max_arch, min_arch, mutate_many, sample_uniform
+from supernet.space import ELASTICVIT, TINY
+
+LUTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
+needs_luts = pytest.mark.skipif(not LUTS.is_dir(), reason="../shared/data/nnmeter-hybrid-luts is not beside the repo")
+# searches that measure on this host: small (every measured candidate is exported), and one shape for all of them,
+# so they ask for the same subnets and share exports
+HOST_SEARCH = ["--population", "2", "--parents", "2", "--mutations", "1", "--crossovers", "0", "--generations", "1"]
+SMALL = EvolutionConfig(population=64, parents=32, mutations=16, crossovers=16, generations=4, seed=3)
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def pixel1():
+    return PredictorOracle(ArchLatencyModel(TablePredictor.load("pixel1", LUTS / table_file_name("pixel1")),
+                                            ELASTICVIT), "table")
+
+
+def _fake_phone(home: Path, name: str, ns_per_mac: float) -> ArchLatencyModel:
+    """A learned predictor of the tiny space fitted on synthetic block latencies (ms proportional to MACs plus a
+    per-block constant), installed in `home`."""
+    blocks = universe(TINY, "graph")[::4]
+    ms = [(2000 + block_cost(b)[0]) * ns_per_mac * 1e-6 for b in blocks]
+    predictor = LearnedPredictor.fit(name, "graph", blocks, ms, info={"device": name, "space": TINY.name})
+    predictor.save(home / "predictors" / f"{name}@{TINY.name}")
+    return ArchLatencyModel(predictor, TINY)
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory):
+    """One user-data dir for the tiny-space tests: two synthetic phones installed once ("fakephone", about host
+    speed, and "fastphone", far faster than this host), and subnets exported once for all of them."""
+    home = tmp_path_factory.mktemp("home")
+    _fake_phone(home, "fakephone", 1.0)
+    _fake_phone(home, "fastphone", 1e-4)
+    return home
+
+
+def test_vectorised_operators_stay_legal_and_reach_every_choice():
+    rng = np.random.default_rng(0)
+    start = np.concatenate([enc.encode(min_arch(ELASTICVIT))[None], enc.encode(max_arch(ELASTICVIT))[None]])
+    rows = np.repeat(start, 1000, axis=0)
+    kids = mutate_many(rows, ELASTICVIT, rng, prob=0.5, depth_prob=0.5)
+    mates = sample_uniform(ELASTICVIT, len(rows), rng)
+    crossed = crossover_many(kids, mates, ELASTICVIT, rng)
+    for m in (kids, crossed):
+        for arch in enc.decode_many(m[::37], ELASTICVIT):
+            assert validate(arch, ELASTICVIT) == []
+        widths = m[:, [enc.FIRST] + [enc.stage_col(i, enc.WIDTH) for i in range(len(ELASTICVIT.stages))]]
+        assert (np.diff(widths, axis=1) >= 0).all()
+    want = [set(ELASTICVIT.resolutions), set(ELASTICVIT.first_conv_widths), set(ELASTICVIT.stem.depths),
+            set(ELASTICVIT.stem.kernels)]
+    for s in ELASTICVIT.stages:
+        want += [set(s.widths), set(s.depths), *map(set, s.micro_choices())]
+    walk = rows[:200].copy()
+    seen = [set() for _ in want]
+    for _ in range(60):
+        walk = mutate_many(walk, ELASTICVIT, rng)
+        for col in range(len(want)):
+            seen[col].update(walk[:, col].tolist())
+    assert seen == want
+    # each crossover child takes its resolution, widths and depths each whole from one parent
+    for child, a, b in zip(crossed[:300], kids[:300], mates[:300]):
+        assert child[enc.RES] in (a[enc.RES], b[enc.RES])
+        assert any((child[c] == p[c]).all() for p in (a, b) for c in [[enc.STEM_DEPTH] + [
+            enc.stage_col(i, enc.DEPTH) for i in range(len(ELASTICVIT.stages))]])
+
+
+def test_pareto_front():
+    lat = np.array([5.0, 3.0, 4.0, 3.0, 6.0, 1.0])
+    score = np.array([9.0, 4.0, 8.0, 6.0, 9.0, 1.0])
+    assert pareto_front(lat, score).tolist() == [5, 3, 2, 0]
+
+
+@needs_luts
+def test_evolution_respects_budget_improves_and_is_deterministic(pixel1, tmp_path):
+    objective = FlopsProxy(ELASTICVIT)
+    state = Evolution(ELASTICVIT, pixel1, 30.0, objective, SMALL).run(tmp_path / "a.npz")
+    assert (state.latency <= 30.0).all() and (state.seen_latency <= 30.0).all()
+    assert np.allclose(pixel1.latency_ms(state.population), state.latency)
+    assert len(np.unique(state.seen, axis=0)) == len(state.seen) == 64 + 4 * 32
+    first_best = np.sort(state.seen_scores[:64])[-1]
+    assert state.scores[0] >= first_best and state.scores[0] == state.seen_scores.max()
+    again = Evolution(ELASTICVIT, pixel1, 30.0, objective, SMALL).run(tmp_path / "b.npz")
+    assert (again.seen == state.seen).all() and (again.population == state.population).all()
+    other = Evolution(ELASTICVIT, pixel1, 30.0, objective, EvolutionConfig(**{**SMALL.__dict__, "seed": 4})).run()
+    assert not np.array_equal(other.seen, state.seen)
+
+
+@needs_luts
+def test_interrupted_search_resumes_to_the_same_result(pixel1, tmp_path):
+    objective = FlopsProxy(ELASTICVIT)
+    whole = Evolution(ELASTICVIT, pixel1, 25.0, objective, SMALL).run(tmp_path / "whole.npz")
+
+    def stop_at_2(g):
+        if g == 2:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "cut.npz"
+    with pytest.raises(KeyboardInterrupt):
+        Evolution(ELASTICVIT, pixel1, 25.0, objective, SMALL).run(path, stop_at_2)
+    resumed = Evolution(ELASTICVIT, pixel1, 25.0, objective, SMALL).run(path)
+    assert resumed.generation == 4
+    assert (resumed.seen == whole.seen).all() and (resumed.population == whole.population).all()
+    with pytest.raises(StateMismatchError):
+        Evolution(ELASTICVIT, pixel1, 26.0, objective, SMALL).run(path)
+
+
+@needs_luts
+def test_tight_budget_walks_from_the_smallest_and_impossible_budget_says_what_is_reachable(pixel1):
+    smallest = float(pixel1.latency_ms(enc.encode(min_arch(ELASTICVIT))[None])[0])
+    state = Evolution(ELASTICVIT, pixel1, smallest * 1.02, FlopsProxy(ELASTICVIT), SMALL).run()
+    assert len(state.population) >= 1 and (state.seen_latency <= smallest * 1.02).all()
+    with pytest.raises(BudgetError, match=f"{smallest:.2f} ms"):
+        Evolution(ELASTICVIT, pixel1, smallest * 0.9, FlopsProxy(ELASTICVIT), SMALL).run()
+
+
+@needs_luts
+def test_cli_search_pixel1_tables_many_targets_and_budgets(tmp_path):
+    assert _cli("predictor", "import-luts", LUTS).exit_code == 0
+    args = ["search", "--target", "pixel1,pixel4", "--ms", "20,30", "--population", "64", "--parents", "32",
+            "--mutations", "16", "--crossovers", "16", "--generations", "3", "--out", tmp_path / "s", "--json"]
+    r = _cli(*args)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert "proxy" in out["warning"] and "FLOPs" in r.stderr
+    assert [(c["target"], c["budget_ms"]) for c in out["choices"]] == [
+        ("pixel1", 20), ("pixel1", 30), ("pixel4", 20), ("pixel4", 30)]
+    for c in out["choices"]:
+        assert c["predicted_ms"] <= c["budget_ms"] and c["measured_ms"] is None and c["oracle"] == "table"
+        assert c["proxy"]["value"] == pytest.approx(c["mflops"], abs=1e-3)
+        assert set(c) >= {"target", "budget_ms", "arch", "mflops", "predicted_ms", "measured_ms"}
+    assert out["choices"][1]["mflops"] >= out["choices"][0]["mflops"]
+    for front in out["pareto"].values():
+        lat = [p["latency_ms"] for p in front]
+        score = [p["score"] for p in front]
+        assert lat == sorted(lat) and score == sorted(score) and len(front) >= 2
+    assert json.loads((tmp_path / "s" / "result.json").read_text())["choices"] == out["choices"]
+    again = json.loads(_cli(*args).stdout)  # resumed from the saved states: same answer
+    assert again["choices"] == out["choices"]
+
+
+@needs_luts
+def test_cli_search_bad_input_is_one_line(tmp_path):
+    r = _cli("search", "--target", "pixel1", "--ms", "30")
+    assert r.exit_code == 2 and "import-luts" in r.output and r.output.count("error:") == 1
+    assert _cli("predictor", "import-luts", LUTS).exit_code == 0
+    r = _cli("search", "--target", "pixel1", "--ms", "1", "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "smallest subnet" in r.stderr and "ms on this oracle" in r.stderr
+    r = _cli("search", "--target", "nosuchphone", "--ms", "30")
+    assert r.exit_code == 2 and "predictor build --device nosuchphone" in r.stderr
+    for bad in ("0", "x", "30,30", ""):
+        r = _cli("search", "--target", "pixel1", "--ms", bad)
+        assert r.exit_code == 2 and r.stderr.startswith("error: --ms")
+    r = _cli("search", "--target", "pixel1", "--ms", "30", "--verify", "--out", tmp_path / "y",
+             "--generations", "0", "--population", "8", "--parents", "4")
+    assert r.exit_code == 2 and "farm add pixel1" in r.stderr
+
+
+def test_cli_search_verify_on_host_measures_and_falls_back_honestly(tmp_path, shared_home, monkeypatch):
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
+    common = ["--target", "fakephone", "--space", "tiny", "--device", "host", *HOST_SEARCH, "--verify-tries", "1"]
+    r = _cli("search", *common, "--ms", "1000", "--verify", "--out", tmp_path / "ok", "--json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["choices"][0]
+    assert c["measured_ms"] is not None and 0 < c["measured_ms"] <= 1000 and c["measured_on"]["kind"] == "host"
+    assert Path(c["model"]).is_file() and c["model"].endswith(".tflite")
+    smallest = load_target("fastphone", TINY).predict(min_arch(TINY))
+    common[1] = "fastphone"
+    r = _cli("search", *common, "--ms", f"{smallest * 1.5:.6f}", "--verify", "--out", tmp_path / "tight", "--json")
+    assert r.exit_code == 1
+    c = json.loads(r.stdout)["choices"][0]
+    assert c["arch"] is None and any("measured" in n and "falling back" in n for n in c["notes"])
+
+
+def test_cli_search_hybrid_and_live_on_host(tmp_path, shared_home, monkeypatch):
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
+    common = ["--target", "fakephone", "--space", "tiny", "--device", "host", "--ms", "1000", *HOST_SEARCH, "--json"]
+    r = _cli("search", *common, "--oracle", "hybrid", "--hybrid-k", "1", "--out", tmp_path / "h")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["choices"][0]
+    assert c["measured_ms"] is not None and c["predicted_ms"] is not None and c["measured_on"]["kind"] == "host"
+    r = _cli("search", *common, "--oracle", "live", "--out", tmp_path / "l")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    c = out["choices"][0]
+    assert c["oracle"] == "live" and c["measured_ms"] is not None and c["measured_on"]["kind"] == "host"
+    assert all(p["latency_source"] == "live" for p in out["pareto"]["fakephone"])
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny-space supernet trained for a few steps on scikit-learn's digits (label loss, no teacher)."""
+    tmp = tmp_path_factory.mktemp("ckpt")
+    (tmp / "run.toml").write_text(
+        'data = "digits"\nspace = "tiny"\nval_fraction = 0.5\nbatch_size = 16\nepochs = 1\nwarmup_epochs = 0\n'
+        f'steps = 4\nlog_every = 2\nsave_every = 4\noutput_dir = "{tmp / "out"}"\n[sampler_options]\nbank_size = 4\n')
+    r = _cli("train", "--config", tmp / "run.toml", "--json")
+    assert r.exit_code == 0, r.output
+    return tmp / "out" / "checkpoint.pt"
+
+
+def test_cli_search_with_checkpoint_ranks_by_accuracy(tiny_checkpoint, tmp_path, shared_home, monkeypatch):
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
+    args = ["search", "--checkpoint", tiny_checkpoint, "--target", "fakephone", "--ms", "1000", "--population", "12",
+            "--parents", "6", "--mutations", "3", "--crossovers", "3", "--generations", "2", "--eval-initial", "4",
+            "--eval-per-generation", "1", "--eval-final", "2", "--calib-batches", "2", "--out", tmp_path / "s",
+            "--json"]
+    r = _cli(*args)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["warning"] is None and "proxy" not in r.stderr
+    c = out["choices"][0]
+    assert c["accuracy_source"] == "supernet" and 0.0 <= c["accuracy"] <= 1.0 and "proxy" not in c
+    evaluated = [json.loads(line) for line in (tmp_path / "s" / "accuracy.jsonl").read_text().splitlines()]
+    assert 4 + 3 <= len(evaluated) <= 4 + 3 + 2  # initial, one per selection (3), final top 2
+    assert c["accuracy"] == pytest.approx(max(e["top1"] for e in evaluated if e["arch"] == c["arch"]), abs=1e-6)
+    assert out["objective"]["evaluated"] == len(evaluated)
+    again = _cli(*args)  # resumed: nothing evaluated twice, same answer
+    assert again.exit_code == 0 and json.loads(again.stdout)["choices"] == out["choices"]
+    assert len((tmp_path / "s" / "accuracy.jsonl").read_text().splitlines()) == len(evaluated)
+    r = _cli("search", "--checkpoint", tiny_checkpoint, "--space", "elasticvit", "--target", "fakephone", "--ms", "9")
+    assert r.exit_code == 2 and "space" in r.stderr and r.stderr.count("\n") == 1
