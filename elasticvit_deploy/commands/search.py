@@ -112,12 +112,12 @@ def _print(result: dict[str, Any], path: Path) -> None:
         score = (f"top-1 {c['accuracy']:.2%} ({c['accuracy_source']})" if "accuracy" in c
                  else f"proxy {c['proxy']['name']} {c['proxy']['value']:.1f}")
         pred = "n/a" if c["predicted_ms"] is None else f"{c['predicted_ms']:.2f} ms"
-        meas = "not measured" if c["measured_ms"] is None else f"{c['measured_ms']:.2f} ms"
+        meas = "not measured" if c["measured_ms"] is None else f"measured {c['measured_ms']:.2f} ms"
         where = ""
         if c.get("measured_on"):
             sim = " SIMULATED" if c["measured_on"].get("simulated") else ""
             where = f" on {c['measured_on'].get('alias') or c['measured_on'].get('serial')}{sim}"
-        click.echo(f"{head} {c['mflops']:.1f} MFLOPs, predicted {pred}, measured {meas}{where}, {score}")
+        click.echo(f"{head} {c['mflops']:.1f} MFLOPs, predicted {pred}, {meas}{where}, {score}")
         for note in c["notes"]:
             click.echo(f"    note: {note}")
         if c.get("model"):
