@@ -20,10 +20,12 @@ from . import __version__
 from .archio import load_arch
 from .cli_common import OneLineErrors, emit_json, resolve_space, space_option
 from .commands.analyze import analyze_group
+from .commands.demo import demo_command
 from .commands.export import export_command, inspect_command
 from .commands.farm import farm_group, measure_command, results_group
 from .commands.latency import latency_command
 from .commands.predictor import predictor_group
+from .commands.report import report_command
 from .commands.search import search_command
 from .commands.train import evaluate_command, train_command
 from .errors import UserError
@@ -147,3 +149,5 @@ main.add_command(train_command)
 main.add_command(evaluate_command)
 main.add_command(analyze_group)
 main.add_command(search_command)
+main.add_command(report_command)
+main.add_command(demo_command)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything elasticvit-deploy needs: ./.venv (Python >= 3.11), the pinned dependency set
 # (constraints.txt, torch==2.13.0 CPU-compatible pin), the package itself (editable), the test tools and, as root,
-# the Debian package dataset-fashion-mnist (training demo data).
+# the Debian packages dataset-fashion-mnist (training demo data) and chromium (the report's rendering test).
 # Idempotent: a second run only checks the stamp and returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,14 +16,17 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-# Fashion-MNIST for the CPU training demo ships as a Debian package (no download at run time).
-if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+# Debian packages: Fashion-MNIST for the training demo (no download at run time), Chromium for the report test.
+missing=()
+[ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing dataset-fashion-mnist (apt)..."
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-      || echo "warning: could not install dataset-fashion-mnist; the Fashion-MNIST demo needs it (tests do not)" >&2
+    echo "installing ${missing[*]} (apt)..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+      || echo "warning: could not install ${missing[*]}; the demo falls back to digits and the HTML rendering test is skipped" >&2
   else
-    echo "note: run 'sudo apt-get install dataset-fashion-mnist' for the Fashion-MNIST training demo" >&2
+    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST demo data; headless Chromium for the report test)" >&2
   fi
 fi
 echo "ready: .venv/bin/elasticvit-deploy"

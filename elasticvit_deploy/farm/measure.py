@@ -93,8 +93,8 @@ class Target(Protocol):
 
 
 def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runtime: dict[str, Any]) -> dict:
-    """The reported figures: latency statistics over round means, the fastest single inference (`best_ms`), init
-    time, temperatures, throttling."""
+    """The reported figures: latency statistics over round means (each round's mean in `round_ms`), the fastest
+    single inference (`best_ms`), init time, temperatures, throttling."""
     stats = summarize(samples_ms).to_dict()
     temps = [r[k].get("temp_mc") for r in rounds for k in ("before", "after") if r.get(k)]
     temps = [t / 1000 for t in temps if isinstance(t, int) and t >= 0]
@@ -109,7 +109,7 @@ def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runt
         "freq_drop": bool(ratios) and min(ratios) < 0.8,  # a pinned core ended a round below 80% of its max
     }
     mins = [r["min_us"] / 1000 for r in rounds if isinstance(r.get("min_us"), (int, float)) and r["min_us"] > 0]
-    return dict(stats, best_ms=min(mins) if mins else None,
+    return dict(stats, best_ms=min(mins) if mins else None, round_ms=[round(float(x), 6) for x in samples_ms],
                 rounds=len(samples_ms), inferences=int(sum(r.get("count", 0) for r in rounds)),
                 init_ms=float(np.median(inits)) if inits else None,
                 temperature_c={"first": temps[0] if temps else None, "last": temps[-1] if temps else None,

@@ -80,7 +80,8 @@ def _pair_name(target: str, budget: float) -> str:
 
 def _measured_on(measurer: builder.Measurer) -> dict[str, Any]:
     info = measurer.target.device_info()
-    return {k: info.get(k) for k in ("kind", "serial", "alias", "model", "fingerprint", "simulated") if k in info}
+    out = {k: info.get(k) for k in ("kind", "serial", "alias", "model", "fingerprint") if k in info}
+    return dict(out, runtime=measurer.target.runtime_version(), statistic=measurer.statistic)
 
 
 def _no_choice(target: str, budget: float, notes: list[str]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Per-phone benchmark reports for CI: verdicts against budgets and baselines, JSON / Markdown / HTML."""
