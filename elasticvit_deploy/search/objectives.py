@@ -191,8 +191,15 @@ class SupernetAccuracy:
         return self._evaluate_best(population, scores, self.per_generation)
 
     def finalize(self, population: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Evaluate the final top `final` for real, so the winner's accuracy is measured, not predicted."""
-        return self._evaluate_best(population, scores, self.final)
+        """Evaluate for real until the final top `final` are all evaluated (each refit can promote another
+        candidate), so the winner and its fallbacks carry measured accuracies, not predicted ones."""
+        scores = self.score(population)
+        for _ in range(3):
+            order = np.lexsort((np.arange(len(scores)), -scores))[:self.final]
+            if all(self.is_real(population[i]) for i in order):
+                break
+            scores = self._evaluate_best(population, scores, self.final)
+        return scores
 
     def is_real(self, row: np.ndarray) -> bool:
         return _key(row) in self.evaluated

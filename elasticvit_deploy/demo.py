@@ -1,0 +1,162 @@
+"""`elasticvit-deploy demo`: the whole loop on this machine with nothing attached, in minutes.
+
+Each step runs the toolkit's own command in a subprocess and prints it, so the demo doubles as a tour of the
+commands a user runs: train a tiny-space supernet on Fashion-MNIST (scikit-learn's digits when the Debian package
+is missing), build a `host` latency predictor by measuring blocks, search under a host-latency budget with the
+trained supernet's accuracy, export and verify the winner on this host, measure it on simulated phones (a
+simulator, labelled as such), and write the per-phone report. Work is cached under the output directory and the
+user-data directory, so a second run is quick.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from supernet.sampling import max_arch, min_arch
+from supernet.space import TINY
+from supernet.training.data import FASHION_MNIST_DIR
+
+from .latency.targets import load_target
+
+SIM_PHONES = ("pixel1", "pixel4", "pixel6", "xiaomi11")
+TRAIN_CONFIG = """# written by `elasticvit-deploy demo`: the tiny space, a short CPU run (label loss, no teacher)
+data = "{data}"
+space = "tiny"
+sampler = "elasticvit"
+seed = 0
+epochs = 1          # one epoch's cosine schedule, cut at `steps`: a short run that still learns
+warmup_epochs = 0
+batch_size = 64
+lr = 4e-3
+ema_decay = 0.99
+steps = {steps}
+output_dir = "{out}"
+save_every = 100
+log_every = 20
+
+[sampler_options]
+bank_size = 20
+big_bank_size = 10
+"""
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    out: Path
+    train_steps: int = 400
+    predictor_blocks: int = 48
+    budget_fraction: float = 0.5    # the host budget: this far from the smallest to the largest subnet's latency
+
+
+class DemoStepFailed(RuntimeError):
+    """A step's command failed; the message names the step and its log."""
+
+
+class Demo:
+    def __init__(self, settings: DemoSettings, say: Callable[[str], None]):
+        self.s, self.say = settings, say
+        self.logs = settings.out / "logs"
+        self.steps_done: list[dict[str, Any]] = []
+
+    def _run(self, step: str, args: list[str]) -> str:
+        """Run `elasticvit-deploy ARGS` (printed first), its stderr to logs/<step>.log; return its stdout."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{step}.log"
+        shown = " ".join(a if " " not in a else repr(a) for a in args)
+        self.say(f"  $ elasticvit-deploy {shown}")
+        t0 = time.perf_counter()
+        with open(log, "w", encoding="utf-8") as err:
+            proc = subprocess.run([sys.executable, "-m", "elasticvit_deploy", *args], stdout=subprocess.PIPE,
+                                  stderr=err, text=True)
+        seconds = time.perf_counter() - t0
+        self.steps_done.append({"step": step, "seconds": round(seconds, 1), "log": str(log)})
+        if proc.returncode != 0:
+            tail = log.read_text(encoding="utf-8").strip().splitlines()[-1:] or ["(no output)"]
+            raise DemoStepFailed(f"step {step} failed (exit {proc.returncode}): {tail[0]} (log: {log})")
+        self.say(f"    done in {seconds:.0f} s")
+        return proc.stdout
+
+    def train(self) -> Path:
+        out = self.s.out / "train"
+        data = "fashion-mnist" if FASHION_MNIST_DIR.is_dir() else "digits"
+        if data == "digits":
+            self.say("  note: Debian's dataset-fashion-mnist is not installed; training on scikit-learn's digits")
+        config = self.s.out / "demo-train.toml"
+        config.write_text(TRAIN_CONFIG.format(data=data, steps=self.s.train_steps, out=out.as_posix()))
+        checkpoint = out / "checkpoint.pt"
+        args = ["train", "--json"] + (["--resume", str(checkpoint)] if checkpoint.is_file()
+                                      else ["--config", str(config)])
+        self._run("1-train", args)
+        return checkpoint
+
+    def build_predictor(self) -> None:
+        self._run("2-predictor", ["predictor", "build", "--device", "host", "--space", TINY.name, "--budget",
+                                  str(self.s.predictor_blocks), "--calibrate", "4", "--json"])
+
+    def host_budget(self) -> float:
+        model = load_target("host", TINY)
+        lo, hi = model.predict(min_arch(TINY)), model.predict(max_arch(TINY))
+        return round(lo + self.s.budget_fraction * (hi - lo), 3)
+
+    def search(self, checkpoint: Path, budget: float) -> dict[str, Any]:
+        out = self.s.out / "search"
+        self._run("3-search", ["search", "--checkpoint", str(checkpoint), "--target", "host", "--ms", f"{budget:g}",
+                               "--verify", "--population", "64", "--parents", "32", "--mutations", "16",
+                               "--crossovers", "16", "--generations", "8", "--eval-initial", "12",
+                               "--eval-per-generation", "1", "--eval-final", "3", "--calib-batches", "16",
+                               "--out", str(out), "--json"])
+        return json.loads((out / "result.json").read_text(encoding="utf-8"))
+
+    def measure(self, model: Path) -> list[Path]:
+        from .farm.simulator import SimulatedFarm
+
+        host = self.s.out / "measure-host.json"
+        host.write_text(self._run("4-measure-host", ["measure", str(model), "--device", "host", "--json"]))
+        sim = self.s.out / "measure-simulated.json"
+        with SimulatedFarm(list(SIM_PHONES), time_scale=0.05) as farm:
+            self.say(f"  simulated phones (a SIMULATOR, not real phones) on 127.0.0.1:{farm.port}")
+            sim.write_text(self._run("5-measure-simulated", ["measure", str(model), "--all", "--adb",
+                                                              f"127.0.0.1:{farm.port}", "--json"]))
+        return [host, sim]
+
+    def report(self, inputs: list[Path]) -> Path:
+        out = self.s.out / "report"
+        self._run("6-report", ["report", *map(str, inputs), "--out", str(out)])  # the search result brings the budget
+        return out
+
+    def run(self) -> dict[str, Any]:
+        self.s.out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        self.say(f"[1/6] train a supernet of the tiny space ({self.s.train_steps} steps)")
+        checkpoint = self.train()
+        self.say(f"[2/6] build a host latency predictor ({self.s.predictor_blocks} blocks, each exported to "
+                 f"TFLite and measured)")
+        self.build_predictor()
+        budget = self.host_budget()
+        self.say(f"[3/6] search the best subnet within {budget:g} ms on this host (predicted), then export and "
+                 f"verify it")
+        result = self.search(checkpoint, budget)
+        choice = result["choices"][0]
+        if choice.get("model") is None:
+            raise DemoStepFailed(f"the search found no subnet that measured within {budget:g} ms: "
+                                 f"{'; '.join(choice['notes'])}")
+        self.say(f"    chosen: {choice['mflops']:.1f} MFLOPs, top-1 {choice['accuracy']:.2%} "
+                 f"({choice['accuracy_source']}), predicted {choice['predicted_ms']:.2f} ms, measured "
+                 f"{choice['measured_ms']:.2f} ms")
+        if choice.get("measured_on", {}).get("statistic") == "best":
+            self.say("    (on this host the search reads the fastest inference of a measurement, robust to other "
+                     "tenants of a shared machine; `measure` and the report show medians)")
+        self.say("[4/6]+[5/6] measure the exported winner on this host and on simulated phones")
+        inputs = self.measure(Path(choice["model"]))
+        self.say("[6/6] write the per-phone report")
+        report = self.report(inputs + [self.s.out / "search" / "result.json"])
+        return {"out": str(self.s.out), "checkpoint": str(checkpoint), "budget_ms": budget, "choice": choice,
+                "model": choice["model"], "report": str(report), "summary": str(report / "summary.md"),
+                "steps": self.steps_done, "total_s": round(time.perf_counter() - t0, 1)}
