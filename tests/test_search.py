@@ -211,6 +211,10 @@ def test_cli_search_hybrid_and_live_on_host(tmp_path, shared_home, monkeypatch):
     c = out["choices"][0]
     assert c["oracle"] == "live" and c["measured_ms"] is not None and c["measured_on"]["kind"] == "host"
     assert all(p["latency_source"] == "live" for p in out["pareto"]["fakephone"])
+    r = _cli("search", *common[2:], "--target", "host", "--oracle", "live", "--out", tmp_path / "l2")
+    assert r.exit_code == 0, r.output  # live needs no predictor: none installed for host, predicted_ms is null
+    c = json.loads(r.stdout)["choices"][0]
+    assert c["predicted_ms"] is None and c["measured_ms"] is not None
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from ..farm.runner_protocol import RunnerSettings
 from ..farm.store import ResultsStore
 from ..latency import builder
 from ..latency.model import ArchLatencyModel
+from ..latency.targets import load_target
 from ..search.evolution import BudgetError, EvolutionConfig, StateMismatchError
 from ..search.objectives import PROXY_WARNING, AccuracyCache, FlopsProxy, SupernetAccuracy
 from ..search.run import ORACLES, SearchRequest, SearchRun, Services
@@ -191,13 +192,14 @@ def search_command(targets: str, budgets: str, checkpoint: str | None, data: str
     models: dict[str, ArchLatencyModel] = {}
 
     def predictor(target: str, kind: str) -> ArchLatencyModel:
+        """The installed predictor (ValueError if none: `live` searches go on without predictions)."""
         if (target, kind) not in models:
-            models[target, kind] = open_target(target, space.name, kind)
+            models[target, kind] = load_target(target, space, kind)  # type: ignore[arg-type]
         return models[target, kind]
 
     if oracle != "live":
         for t in target_list:  # every target resolvable before any work
-            predictor(t, "auto" if oracle == "hybrid" else oracle)
+            open_target(t, space.name, "auto" if oracle == "hybrid" else oracle)
     config = EvolutionConfig(population, parents, mutations, crossovers, generations, mutation_prob, depth_prob, seed)
     request = SearchRequest(space, target_list, budget_list, out, config, oracle, hybrid_k=hybrid_k, verify=verify,
                             verify_tries=verify_tries)
