@@ -58,6 +58,7 @@ def shared_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     _fake_phone(home, "fakephone", 1.0)
     _fake_phone(home, "fastphone", 1e-4)
+    _fake_phone(home, "pixel1", 3.0)  # a learned pixel1 predictor of the tiny space, for --simulate
     return home
 
 
@@ -250,3 +251,16 @@ def test_cli_search_with_checkpoint_ranks_by_accuracy(tiny_checkpoint, tmp_path,
     assert len((tmp_path / "s" / "accuracy.jsonl").read_text().splitlines()) == len(evaluated)
     r = _cli("search", "--checkpoint", tiny_checkpoint, "--space", "elasticvit", "--target", "fakephone", "--ms", "9")
     assert r.exit_code == 2 and "space" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_cli_search_verifies_on_the_simulated_twin(tmp_path, shared_home, monkeypatch):
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
+    r = _cli("search", "--target", "pixel1", "--space", "tiny", "--ms", "1000", *HOST_SEARCH, "--verify",
+             "--simulate", "--out", tmp_path / "s", "--json")
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.stdout)["choices"][0]
+    assert c["oracle"] == "learned" and c["measured_ms"] is not None and Path(c["model"]).is_file()
+    assert c["measured_on"]["alias"] == "simulated-pixel1" and c["measured_on"]["simulated"] is True
+    r = _cli("search", "--target", "fakephone", "--space", "tiny", "--ms", "1000", *HOST_SEARCH, "--verify",
+             "--simulate", "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "no simulated twin of fakephone" in r.stderr

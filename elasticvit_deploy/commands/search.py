@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import replace
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,7 +73,7 @@ def _devices(device: str | None, simulate: bool, adb: str | None, statistic: str
                 raise UserError(f"--simulate: no simulated twin of {target} (profiles: {', '.join(PROFILES)})")
             farm = stack.enter_context(SimulatedFarm([target]))
             phone = Phone(AdbServer("127.0.0.1", farm.port, explicit=True), farm.serials[0])
-            measuring = PhoneTarget(phone, f"simulated-{target}", settings, options)
+            measuring = PhoneTarget(phone, f"simulated-{target}", replace(settings, threads=1, cores="auto"), options)
             try:
                 measuring.prepare()
             except FarmError as e:
