@@ -12,7 +12,7 @@ so the proposal is uniform over their union and the accepted draws are uniform o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
 

@@ -4,7 +4,6 @@ rendered in headless Chromium."""
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
