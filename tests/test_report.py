@@ -104,9 +104,11 @@ def test_cli_report_bad_input_is_one_line(tmp_path):
     (tmp_path / "other.json").write_text('{"hello": 1}')
     (tmp_path / "empty.json").write_text('{"results": [], "failures": [], "skipped": []}')
     (tmp_path / "broken.json").write_text('{"results": [{"model": "x"}]}')
+    zero = _measure_doc([("fpA", "a.tflite", 0.0, [0.0, 0.0])])
+    (tmp_path / "zero.json").write_text(json.dumps(zero))
     cases = [((tmp_path / "missing.json",), "no such file"), ((tmp_path / "bad.json",), "not a JSON results file"),
              ((tmp_path / "other.json",), "not measure --json output"), ((tmp_path / "empty.json",), "no measured"),
-             ((tmp_path / "broken.json",), "malformed results"),
+             ((tmp_path / "broken.json",), "malformed results"), ((tmp_path / "zero.json",), "positive number"),
              ((tmp_path / "empty.json", "--budget", "x"), "MODEL=MS")]
     for args, message in cases:
         r = _cli("report", *args, "--out", tmp_path / "o")
@@ -131,7 +133,11 @@ def test_html_renders_in_headless_chromium(tmp_path):
                                             ("fpA", "b.tflite", 20.1, [19.9, 20.3])])))
     search = {"choices": [{"target": "phone-fpA", "budget_ms": 30, "arch": {"resolution": 128}, "mflops": 100.0,
                            "predicted_ms": 21.0, "measured_ms": 20.1, "model": "/x/b.tflite",
-                           "measured_on": {"fingerprint": "fpA", "alias": "phone-fpA", "runtime": "rt"}}],
+                           "measured_on": {"fingerprint": "fpA", "alias": "phone-fpA", "runtime": "rt"}},
+                          {"target": "phone-fpA", "budget_ms": 9, "arch": {"resolution": 128}, "mflops": 50.0,
+                           "predicted_ms": 8.0, "measured_ms": 8.5, "model": "/x/c.tflite",
+                           "measured_on": {"fingerprint": "fpA", "alias": "phone-fpA", "runtime": "rt",
+                                           "statistic": "best"}}],
               "pareto": {"phone-fpA": [{"latency_ms": 10.0, "score": 100.0}, {"latency_ms": 20.0, "score": 200.0}]}}
     (tmp_path / "search.json").write_text(json.dumps(search))
     out = tmp_path / "rep"
@@ -142,4 +148,5 @@ def test_html_renders_in_headless_chromium(tmp_path):
     for plot in ("latency", "predicted", "pareto"):
         assert f'id="plot-{plot}"' in dom
     assert dom.count('data-rendered="yes"') == 3 and 'data-rendered="no"' not in dom
-    assert dom.count("<tr>") >= 3 + 7 and "a.tflite" in dom and "fpA" in dom
+    assert dom.count("<tr>") >= 4 + 7 and "a.tflite" in dom and "fpA" in dom
+    assert "8.50 ms (best)" in dom  # a search's fastest-inference figure is not shown as a median

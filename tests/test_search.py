@@ -180,7 +180,16 @@ def test_cli_search_bad_input_is_one_line(tmp_path):
         assert r.exit_code == 2 and r.stderr.startswith("error: --ms")
     r = _cli("search", "--target", "pixel1", "--ms", "30", "--verify", "--out", tmp_path / "y",
              "--generations", "0", "--population", "8", "--parents", "4")
-    assert r.exit_code == 2 and "farm add pixel1" in r.stderr
+    assert r.exit_code == 2 and "farm add pixel1" in r.stderr and not (tmp_path / "y" / "state").exists()
+    r = _cli("search", "--target", "../x", "--ms", "30")
+    assert r.exit_code == 2 and r.stderr.startswith("error: --target")
+    r = _cli("search", "--target", "pixel1", "--ms", "30.0000001,30.0000002")
+    assert r.exit_code == 2 and "6 significant digits" in r.stderr
+    small = ["--population", "8", "--parents", "4", "--generations", "1", "--mutations", "2", "--crossovers", "2"]
+    assert _cli("search", "--target", "pixel1", "--ms", "30", *small, "--out", tmp_path / "z").exit_code == 0
+    (tmp_path / "z" / "state" / "pixel1@30ms.npz").write_bytes(b"not a state")
+    r = _cli("search", "--target", "pixel1", "--ms", "30", *small, "--out", tmp_path / "z")
+    assert r.exit_code == 2 and "not a readable search state" in r.stderr and r.stderr.count("error:") == 1
 
 
 def test_cli_search_verify_on_host_measures_and_falls_back_honestly(tmp_path, shared_home, monkeypatch):

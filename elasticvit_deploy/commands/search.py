@@ -27,8 +27,8 @@ from ..farm.registry import Registry
 from ..farm.runner_protocol import RunnerSettings
 from ..farm.store import ResultsStore
 from ..latency import builder
-from ..latency.model import ArchLatencyModel
-from ..latency.targets import load_target
+from ..latency.model import ArchLatencyModel, UncoveredArchError
+from ..latency.targets import TargetError, check_device_name, load_target
 from ..search.evolution import BudgetError, EvolutionConfig, StateMismatchError
 from ..search.objectives import PROXY_WARNING, AccuracyCache, FlopsProxy, SupernetAccuracy
 from ..search.run import ORACLES, SearchRequest, SearchRun, Services
@@ -99,7 +99,8 @@ def _objective(checkpoint: str | None, data: str | None, space: SearchSpace | No
     except (CheckpointError, DataError, ValueError) as e:
         raise UserError(f"--checkpoint {checkpoint}: {e}") from None
     bar = tqdm(desc="evaluated subnets", unit="subnet", disable=as_json, position=1, leave=False)
-    objective = SupernetAccuracy(evaluator, AccuracyCache(out / "accuracy.jsonl"), initial=eval_initial,
+    tag = f"{evaluator.weights.sha256[:16] if evaluator.weights else ''}|{data or ''}|{calib_batches}"
+    objective = SupernetAccuracy(evaluator, AccuracyCache(out / "accuracy.jsonl", tag), initial=eval_initial,
                                  per_generation=eval_per_generation, final=eval_final, seed=seed,
                                  on_evaluate=lambda _t: bar.update(1))
     return objective, evaluator.space, evaluator.weights
@@ -183,6 +184,13 @@ def search_command(targets: str, budgets: str, checkpoint: str | None, data: str
     accuracy-latency Pareto front per target. Deterministic for a seed; rerun with the same --out to resume."""
     target_list = _split(targets, "--target", str)
     budget_list = _split(budgets, "--ms", _budget)
+    for t in target_list:
+        try:
+            check_device_name(t)
+        except TargetError as e:
+            raise UserError(f"--target: {e}") from None
+    if len({f"{b:g}" for b in budget_list}) != len(budget_list):
+        raise UserError(f"--ms {budgets}: budgets must differ in their first 6 significant digits")
     out = Path(out_dir)
     space = resolve_space(space_name) if space_name else None
     objective, space, weights = _objective(checkpoint, data, space, out, seed, eval_initial, eval_per_generation,
@@ -210,11 +218,16 @@ def search_command(targets: str, budgets: str, checkpoint: str | None, data: str
                             lambda pair, g: (bar.set_postfix_str(pair, refresh=False), bar.update(1)))
         run = SearchRun(request, objective, services)
         try:
+            if verify or oracle in ("live", "hybrid"):
+                for t in target_list:  # every device reachable before any work
+                    services.measurer_for(t)
             result = run.run()
         except BudgetError as e:
             raise UserError(f"--ms: {e}") from None
         except StateMismatchError as e:
             raise UserError(str(e)) from None
+        except UncoveredArchError as e:
+            raise UserError(f"--target: {e}") from None
         except (FarmError, ExportError) as e:
             raise CommandFailed(f"search stopped (progress is saved in {out}; rerun to resume): {e}") from None
         finally:

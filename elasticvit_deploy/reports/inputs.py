@@ -38,11 +38,17 @@ class ModelResult:
     predicted_ms: float | None = None
     budget_ms: float | None = None
     source: str = ""
+    statistic: str = "median"           # "best": the fastest inference (a search on a shared host reads that)
+
+    def __post_init__(self) -> None:
+        if not self.median_ms > 0:
+            raise ValueError(f"latency of {self.model} must be a positive number, got {self.median_ms}")
 
     @property
     def device_name(self) -> str:
         d = self.device
-        return str(d.get("alias") or d.get("serial") or self.device_id)
+        name = str(d.get("alias") or d.get("serial") or self.device_id)
+        return f"{name} (simulated)" if d.get("simulated") and "sim" not in name else name
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -52,9 +58,14 @@ class ModelResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelResult:
         ci = d.get("ci95_ms")
-        return cls(d["device_id"], d["device"], d["runtime"], d["model"], float(d["median_ms"]),
-                   tuple(ci) if ci else None, d.get("cv"), list(d.get("rounds_ms") or []), d.get("predicted_ms"),
-                   d.get("budget_ms"), d.get("source", ""))
+        return cls(str(d["device_id"]), dict(d["device"]), str(d["runtime"]), str(d["model"]), float(d["median_ms"]),
+                   (float(ci[0]), float(ci[1])) if ci else None, _number(d.get("cv")),
+                   [float(x) for x in d.get("rounds_ms") or []], _number(d.get("predicted_ms")),
+                   _number(d.get("budget_ms")), str(d.get("source", "")), str(d.get("statistic", "median")))
+
+
+def _number(v: Any) -> float | None:
+    return None if v is None else float(v)
 
 
 @dataclass
@@ -70,8 +81,8 @@ def _device_id(device: dict[str, Any]) -> str:
 def _from_summary(device: dict[str, Any], runtime: str, model: str, s: dict[str, Any], source: str,
                   rounds: list[float] | None = None) -> ModelResult:
     ci = s.get("median_ci95_ms")
-    return ModelResult(_device_id(device), device, runtime, Path(model).name, float(s["median_ms"]),
-                       (float(ci[0]), float(ci[1])) if ci else None, s.get("cv"),
+    return ModelResult(_device_id(device), dict(device), str(runtime), Path(model).name, float(s["median_ms"]),
+                       (float(ci[0]), float(ci[1])) if ci else None, _number(s.get("cv")),
                        [float(x) for x in (s.get("round_ms") or rounds or [])], source=source)
 
 
@@ -89,11 +100,12 @@ def _search_result(doc: dict[str, Any], source: str) -> tuple[list[ModelResult],
     for c in doc["choices"]:
         if c.get("arch") is None or c.get("measured_ms") is None:
             continue
-        device = dict(c.get("measured_on") or {}, alias=c["target"])
-        name = Path(c["model"]).name if c.get("model") else f"{c['target']}-{c['budget_ms']:g}ms"
+        device = dict(c.get("measured_on") or {})
+        device.setdefault("alias", str(c["target"]))
+        name = Path(c["model"]).name if c.get("model") else f"{c['target']}-{float(c['budget_ms']):g}ms"
         out.append(ModelResult(_device_id(device), device, str(device.get("runtime", "")), name,
-                               float(c["measured_ms"]), None, None, [], c.get("predicted_ms"),
-                               float(c["budget_ms"]), source))
+                               float(c["measured_ms"]), None, None, [], _number(c.get("predicted_ms")),
+                               float(c["budget_ms"]), source, str(device.get("statistic") or "median")))
     return out, dict(doc.get("pareto") or {})
 
 

@@ -26,6 +26,10 @@ def _fmt(v: float | None, unit: str = " ms") -> str:
     return "n/a" if v is None else f"{v:.2f}{unit}"
 
 
+def _latency(r: Any) -> str:
+    return f"{r.median_ms:.2f} ms" + ("" if r.statistic == "median" else f" ({r.statistic})")
+
+
 def _ci(row: dict[str, Any]) -> str:
     ci = row["result"].ci95_ms
     return "n/a" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"
@@ -65,7 +69,7 @@ def markdown(rows: Sequence[dict[str, Any]], threshold_pct: float, title: bool =
     for row in rows:
         r = row["result"]
         cv = "n/a" if r.cv is None else f"{r.cv * 100:.1f}%"
-        lines.append(f"| `{r.model}` | {r.median_ms:.2f} ms | {_ci(row)} | {cv} | {_fmt(r.predicted_ms)} | "
+        lines.append(f"| `{r.model}` | {_latency(r)} | {_ci(row)} | {cv} | {_fmt(r.predicted_ms)} | "
                      f"{_fmt(row['budget_ms'])} | {_fmt(row['baseline_ms'])} | {ICON[row['status']]} "
                      f"{row['status']}: {_reason(row)} |")
     return "\n".join(lines) + "\n"
@@ -166,7 +170,7 @@ def html_page(title: str, rows: Sequence[dict[str, Any]], fronts: dict[str, list
     for row in rows:
         r = row["result"]
         cv = "n/a" if r.cv is None else f"{r.cv * 100:.1f}%"
-        parts.append(f"<tr><td><code>{e(r.model)}</code></td><td class='num'>{r.median_ms:.2f} ms</td>"
+        parts.append(f"<tr><td><code>{e(r.model)}</code></td><td class='num'>{e(_latency(r))}</td>"
                      f"<td class='num'>{e(_ci(row))}</td><td class='num'>{cv}</td>"
                      f"<td class='num'>{_fmt(r.predicted_ms)}</td><td class='num'>{_fmt(row['budget_ms'])}</td>"
                      f"<td class='num'>{_fmt(row['baseline_ms'])}</td>"

@@ -34,7 +34,7 @@ def build_report(current: ReportInputs, baseline: list[ModelResult], budgets: li
     for device_id, device_rows in by_device.items():
         head = device_header(device_rows)
         name = safe_name(head["name"])
-        if name in names:
+        if name in names or name == "summary":
             name = f"{name}-{safe_name(device_id)[:12]}"
         names.add(name)
         fronts = {t: f for t, f in current.fronts.items() if t == head["name"]}

@@ -59,12 +59,13 @@ def budget_verdict(result: ModelResult, budget: float | None) -> Verdict | None:
     if budget is None:
         return None
     hi = result.ci95_ms[1] if result.ci95_ms else result.median_ms
+    what = "median" if result.statistic == "median" else result.statistic
     if result.median_ms > budget:
-        return Verdict(FAIL, f"median {result.median_ms:.2f} ms > budget {budget:g} ms")
+        return Verdict(FAIL, f"{what} {result.median_ms:.2f} ms > budget {budget:g} ms")
     if hi > budget:
         return Verdict(WARN, f"median {result.median_ms:.2f} ms within {budget:g} ms, but its 95% CI reaches "
                              f"{hi:.2f} ms")
-    return Verdict(PASS, f"median {result.median_ms:.2f} ms <= {budget:g} ms")
+    return Verdict(PASS, f"{what} {result.median_ms:.2f} ms <= {budget:g} ms")
 
 
 def regression_verdict(result: ModelResult, base: ModelResult | None, threshold_pct: float) -> Verdict | None:

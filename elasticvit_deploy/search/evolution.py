@@ -66,6 +66,8 @@ class LatencyOracle(Protocol):
 
     def latency_ms(self, matrix: np.ndarray) -> np.ndarray: ...
 
+    def identity(self) -> str: ...
+
 
 class Objective(Protocol):
     """Higher is better. An objective may learn as the search goes (an accuracy predictor that refits on subnets it
@@ -82,6 +84,8 @@ class Objective(Protocol):
     def finalize(self, population: np.ndarray, scores: np.ndarray) -> np.ndarray: ...
 
     def state_dict(self) -> dict[str, Any]: ...
+
+    def identity(self) -> str: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
@@ -120,12 +124,20 @@ class SearchState:
 
     @classmethod
     def load(cls, path: Path) -> SearchState:
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(str(z["header"]))
-            if header.get("version") != STATE_VERSION:
-                raise ValueError(f"{path}: search state version {header.get('version')}, expected {STATE_VERSION}")
-            return cls(header["generation"], z["population"], z["scores"], z["latency"], z["seen"],
-                       z["seen_scores"], z["seen_latency"], header["rng_state"], header["meta"])
+        """Raises StateMismatchError for a file of another version, or one that cannot be read."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(str(z["header"]))
+                if header.get("version") != STATE_VERSION:
+                    raise StateMismatchError(f"{path}: search state version {header.get('version')}, expected "
+                                             f"{STATE_VERSION}; use another output directory")
+                return cls(header["generation"], z["population"], z["scores"], z["latency"], z["seen"],
+                           z["seen_scores"], z["seen_latency"], header["rng_state"], header["meta"])
+        except StateMismatchError:
+            raise
+        except Exception as e:  # a truncated or foreign file: zip, npy or JSON errors
+            raise StateMismatchError(f"{path}: not a readable search state ({type(e).__name__}); remove it or use "
+                                     f"another output directory") from None
 
 
 def _keys(matrix: np.ndarray) -> list[bytes]:
@@ -214,8 +226,9 @@ class Evolution:
 
     def run(self, state_path: Path | None = None, progress: Callable[[int], None] = lambda _g: None) -> SearchState:
         """Run (or continue from `state_path`) to the last generation; `progress(g)` after each generation."""
-        meta = {"budget_ms": self.budget_ms, "config": asdict(self.config), "oracle": self.oracle.kind,
-                "objective": self.objective.name}
+        meta = {"budget_ms": self.budget_ms, "config": asdict(self.config), "space": self.space.fingerprint,
+                "oracle": self.oracle.kind, "oracle_id": self.oracle.identity(), "objective": self.objective.name,
+                "objective_id": self.objective.identity()}
         if state_path is not None and state_path.is_file():
             state = SearchState.load(state_path)
             saved = {k: v for k, v in state.meta.items() if k in meta}

@@ -59,6 +59,9 @@ class FlopsProxy:
     def state_dict(self) -> dict[str, Any]:
         return {}
 
+    def identity(self) -> str:
+        return "mflops"
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
@@ -73,23 +76,27 @@ def _key(row: np.ndarray) -> str:
 
 
 class AccuracyCache:
-    """Real top-1 of evaluated subnets, one JSON line each (appended and flushed as they come)."""
+    """Real top-1 of evaluated subnets, one JSON line each (appended and flushed as they come). `tag` names the
+    weights and data; lines written under another tag (another checkpoint) are ignored."""
 
-    def __init__(self, path: Path | None):
-        self.path = path
+    def __init__(self, path: Path | None, tag: str = ""):
+        self.path, self.tag = path, tag
         self.top1: dict[str, float] = {}
         if path is not None and path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
+                try:
                     row = json.loads(line)
-                    self.top1[row["key"]] = float(row["top1"])
+                    if row.get("tag", "") == tag:
+                        self.top1[row["key"]] = float(row["top1"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by a crash: that subnet is evaluated again
 
     def add(self, key: str, top1: float, extra: dict[str, Any]) -> None:
         self.top1[key] = top1
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "top1": top1, **extra}) + "\n")
+                f.write(json.dumps({"key": key, "top1": top1, "tag": self.tag, **extra}) + "\n")
                 f.flush()
 
 
@@ -206,6 +213,12 @@ class SupernetAccuracy:
 
     def state_dict(self) -> dict[str, Any]:
         return {"evaluated": list(self.evaluated)}
+
+    def identity(self) -> str:
+        """The weights and data the accuracies come from (a saved search with other ones is not reused)."""
+        e = self.evaluator
+        sha = e.weights.sha256[:16] if e.weights is not None else "unsaved"
+        return f"{sha}|{len(e.train_set)}|{len(e.eval_set)}|{len(e.calib_indices)}|{self.seed}"
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.evaluated = list(state.get("evaluated", []))

@@ -7,6 +7,8 @@ keeps every measurement, so a candidate is measured once per device however ofte
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,12 @@ class PredictorOracle:
 
     def latency_ms(self, matrix: np.ndarray) -> np.ndarray:
         return self.model.predict_batch(np.atleast_2d(matrix))
+
+    def identity(self) -> str:
+        """Changes when the predictor does (a rebuilt or re-imported one), so a saved search is not reused."""
+        blob = json.dumps([self.model.predictor.describe(), self.model.scale, self.model.offset_ms], sort_keys=True,
+                          default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def describe(self) -> dict[str, Any]:
         return {"oracle": self.kind, "predictor": self.model.predictor.describe()}
@@ -55,6 +63,10 @@ class LiveOracle:
                 self.on_measure(ms)
             out.append(self.measured[key])
         return np.array(out, dtype=np.float64)
+
+    def identity(self) -> str:
+        info = self.measurer.target.device_info()
+        return f"{info.get('fingerprint')}|{self.measurer.target.runtime_version()}|{self.measurer.statistic}"
 
     def describe(self) -> dict[str, Any]:
         return {"oracle": "live", "device": self.measurer.target.device_info(),

@@ -108,10 +108,9 @@ class SearchRun:
         if isinstance(oracle, PredictorOracle):
             return [float(v) for v in oracle.latency_ms(rows)]
         try:
-            model = self.services.predictor(target, "auto")
-        except ValueError:
+            return [float(v) for v in self.services.predictor(target, "auto").predict_batch(rows)]
+        except ValueError:  # no predictor installed, or one that does not cover these subnets
             return [None] * len(rows)
-        return [float(v) for v in model.predict_batch(rows)]
 
     def _measure(self, target: str, row: np.ndarray) -> float:
         measurer = self.services.measurer_for(target)
@@ -230,10 +229,13 @@ class SearchRun:
             lat = lat[first]
             scores = self.objective.score(rows)
             front = pareto_front(lat, scores)
+            is_real = getattr(self.objective, "is_real", None)
             fronts[target] = [{"arch": enc.decode(rows[i], self.space).to_dict(),
                                "mflops": round(float(batch_mflops(rows[i][None], self.space)[0]), 3),
                                "latency_ms": round(float(lat[i]), 4), "latency_source": oracle.kind,
-                               "score": round(float(scores[i]), 6)} for i in front]
+                               "score": round(float(scores[i]), 6),
+                               "score_source": self.objective.name if is_real is None
+                               else ("supernet" if is_real(rows[i]) else "predicted")} for i in front]
         return {"space": self.space.name, "objective": self.objective.describe(), "oracle": req.oracle,
                 "config": asdict(req.config), "choices": choices, "pareto": fronts,
                 "timing": {"total_s": round(time.perf_counter() - t0, 3), "pairs": timings}}
