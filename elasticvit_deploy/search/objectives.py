@@ -128,10 +128,11 @@ class SupernetAccuracy:
             self.evaluated.append(key)
         return self.cache.top1[key]
 
-    def evaluate_rows(self, rows: np.ndarray) -> np.ndarray:
-        out = np.array([self.real(r) for r in rows])
+    def evaluate_rows(self, rows: np.ndarray) -> None:
+        """Evaluate `rows` for real (cached), then refit the accuracy predictor."""
+        for r in rows:
+            self.real(r)
         self._fit()
-        return out
 
     # the accuracy predictor -------------------------------------------------------------------------------------
     def _training_set(self) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
 from supernet import encoding as enc
@@ -38,9 +35,6 @@ class PredictorOracle:
                           default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def describe(self) -> dict[str, Any]:
-        return {"oracle": self.kind, "predictor": self.model.predictor.describe()}
-
 
 class LiveOracle:
     """Measured latency: each candidate exported to TFLite and measured on a device (cached per device)."""
@@ -48,9 +42,8 @@ class LiveOracle:
     kind = "live"
     expensive = True
 
-    def __init__(self, space: SearchSpace, measurer: builder.Measurer,
-                 on_measure: Callable[[float], None] = lambda _ms: None):
-        self.space, self.measurer, self.on_measure = space, measurer, on_measure
+    def __init__(self, space: SearchSpace, measurer: builder.Measurer):
+        self.space, self.measurer = space, measurer
         self.measured: dict[bytes, float] = {}
 
     def latency_ms(self, matrix: np.ndarray) -> np.ndarray:
@@ -60,14 +53,9 @@ class LiveOracle:
             if key not in self.measured:
                 ms, _ = self.measurer.latency_ms(builder.export_arch(enc.decode(row, self.space), self.space))
                 self.measured[key] = ms
-                self.on_measure(ms)
             out.append(self.measured[key])
         return np.array(out, dtype=np.float64)
 
     def identity(self) -> str:
         info = self.measurer.target.device_info()
         return f"{info.get('fingerprint')}|{self.measurer.target.runtime_version()}|{self.measurer.statistic}"
-
-    def describe(self) -> dict[str, Any]:
-        return {"oracle": "live", "device": self.measurer.target.device_info(),
-                "runtime": self.measurer.target.runtime_version(), "statistic": self.measurer.statistic}
