@@ -3,15 +3,18 @@ sampling, on the tiny space and Fashion-MNIST, with the same budget per run (ste
 
 For each sampler: train `--steps` steps (configs/tiny-fashion-mnist.toml, label loss, no teacher), then
 1. per-level best-found accuracy (the paper's Table 3 shape): `--per-level` subnets drawn uniformly in each
-   level's window [C, C + window] (the same seeded subnets for every sampler), each evaluated with BN
-   recalibration on the held-out split; the best and the mean top-1 per level;
+   level's window [C, C + window] among the subnets dominating the level's HSS min (the sub-space the official
+   search explores; the same seeded subnets for every sampler), each evaluated with BN recalibration on the
+   held-out split; the best and the mean top-1 per level;
 2. gradient similarity (the paper's Table 4): cosine similarity of the shared weights' gradients between
    same-level subnets, over random pairs and over the top-10 by loss, at one middle level;
 3. rank correlation: `--scratch` subnets spread over the FLOPs range are also trained from scratch alone
    (`--scratch-steps` steps, same data, optimiser and batch); Kendall tau between each supernet's inherited
    accuracy and the from-scratch accuracy.
 Everything is cached under --out (checkpoints every 500 steps, evaluations in results.json), so an interrupted run
-continues where it stopped. CPU only needs time: about 20 min per sampler for 2,000 steps on 2 cores.
+continues where it stopped. CPU only needs time: about 20 min per sampler for 2,000 steps on 2 cores. The budget
+is the same number of steps and images per sampler; the compute is not quite equal (sandwich runs the largest
+subnet every step, the others re-score bank entries), so the training seconds are printed too.
 
     .venv/bin/python benchmarks/sampling_ablation.py [--steps 2000] [--out runs/ablation] [--json]
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -37,10 +41,12 @@ from supernet.flops import arch_mflops
 from supernet.model import ElasticViTSupernet
 from supernet.sampling import sample_in_window
 from supernet.space import TINY
+from supernet.training.config import SamplerConfig
 from supernet.training.conflict import draw_level, gradient_conflict
 from supernet.training.data import epoch_indices, iterate_batches, open_split
 from supernet.training.evaluate import SubnetEvaluator, load_supernet
 from supernet.training.optim import build_optimizer, build_scheduler, scale_lr
+from supernet.training.subspace import sample_dominating
 from supernet.training.train_config import TrainConfig
 from supernet.training.trainer import Trainer, sampler_config
 
@@ -61,8 +67,13 @@ class Cache:
             write_json_atomic(self.path, self.data)
         return self.data[key]
 
+    def add(self, key: str, amount: float) -> None:
+        self.data[key] = self.data.get(key, 0.0) + amount
+        write_json_atomic(self.path, self.data)
 
-def train_supernet(sampler: str, args: argparse.Namespace) -> Path:
+
+def train_supernet(sampler: str, args: argparse.Namespace, cache: Cache) -> Path:
+    """Train (or finish training) `sampler`'s supernet; its training seconds accumulate in the cache."""
     base = tomllib.loads((ROOT / "configs" / "tiny-fashion-mnist.toml").read_text())
     out = args.out / sampler
     base.update(sampler=sampler, steps=args.steps, output_dir=str(out), data=args.data, save_every=500,
@@ -71,7 +82,9 @@ def train_supernet(sampler: str, args: argparse.Namespace) -> Path:
     trainer = Trainer(TrainConfig.from_dict(base), resume=checkpoint if checkpoint.is_file() else None)
     if trainer.step < trainer.total_steps:
         print(f"training {sampler}: {trainer.step} -> {trainer.total_steps} steps", file=sys.stderr)
+        start = time.perf_counter()
         trainer.fit(progress=True)
+        cache.add(f"{sampler}/train_seconds", time.perf_counter() - start)
     return checkpoint
 
 
@@ -79,11 +92,12 @@ def evaluator(checkpoint: Path, args: argparse.Namespace) -> SubnetEvaluator:
     return SubnetEvaluator.from_checkpoint(checkpoint, calib_batches=args.calib_batches, batch_size=512)
 
 
-def level_archs(levels: tuple[float, ...], window: float, n: int) -> dict[float, list[Arch]]:
-    out = {}
-    for i, c in enumerate(levels):
-        out[c] = enc.decode_many(sample_in_window(TINY, c, c + window, n, seed=100 + i), TINY)
-    return out
+def level_archs(config: SamplerConfig, n: int) -> dict[float, list[Arch]]:
+    """`n` seeded subnets per level: uniform in [C, C + window] among the subnets dominating the level's HSS min
+    (the sub-space the official search explores for that budget, spec 4.2), the same for every sampler."""
+    return {c: sample_dominating(TINY, config.hss_for(c, TINY), c, c + config.window, n,
+                                 np.random.default_rng(100 + i))
+            for i, c in enumerate(config.levels)}
 
 
 def scratch_archs(n: int) -> list[Arch]:
@@ -139,7 +153,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     cache = Cache(args.out / "results.json")
     cfg = sampler_config(TINY, {})
-    per_level = level_archs(cfg.levels, cfg.window, args.per_level)
+    per_level = level_archs(cfg, args.per_level)
     scratch = scratch_archs(args.scratch)
     scratch_top1 = [cache.get(f"scratch/{i}", lambda a=a: train_from_scratch(a, args))
                     for i, a in enumerate(tqdm(scratch, desc="from scratch", file=sys.stderr))]
@@ -148,7 +162,7 @@ def main() -> int:
                                            for a, t in zip(scratch, scratch_top1)], "samplers": {}}
     middle = cfg.levels[len(cfg.levels) // 2]
     for sampler in SAMPLERS:
-        checkpoint = train_supernet(sampler, args)
+        checkpoint = train_supernet(sampler, args, cache)
         ev = evaluator(checkpoint, args)
         levels = {}
         for c, archs in per_level.items():
@@ -166,11 +180,14 @@ def main() -> int:
 
         figures["samplers"][sampler] = {
             "levels": levels, "conflict": cache.get(f"{sampler}/conflict", conflict),
-            "inherited": inherited, "kendall_tau": float(kendalltau(inherited, scratch_top1).statistic)}
+            "inherited": inherited, "kendall_tau": float(kendalltau(inherited, scratch_top1).statistic),
+            "train_seconds": cache.data.get(f"{sampler}/train_seconds")}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
     print(f"sampling ablation: tiny space, {args.data}, {args.steps} steps x batch 64 per sampler")
+    print("training seconds: " + ", ".join(f"{s} {figures['samplers'][s]['train_seconds'] or 0:.0f}"
+                                           for s in SAMPLERS))
     print("per-level best (mean) top-1 of " f"{args.per_level} subnets per level:")
     print("  level MFLOPs " + "".join(f"{s:>22}" for s in SAMPLERS))
     for c in cfg.levels:

@@ -7,7 +7,11 @@ import gzip
 import importlib.util
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -83,6 +87,47 @@ def test_resume_is_exact(tmp_path):
     assert resumed.sampler.state_dict() == straight.sampler.state_dict()
     opt_a, opt_b = resumed.optimizer.state_dict()["state"], straight.optimizer.state_dict()["state"]
     assert opt_a.keys() == opt_b.keys() and all(states_equal(opt_a[i], opt_b[i]) for i in opt_a)
+
+
+def _train_process(toml, *args: str) -> subprocess.Popen:
+    """`elasticvit-deploy train` in its own process, one thread (so float results do not depend on threading)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "elasticvit_deploy", "train", "--config", str(toml), "--json",
+                             *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_cli_run_resumes_to_the_same_weights(tmp_path):
+    """SIGKILL a real `train` process right after its first checkpoint, `train --resume` it, and compare with an
+    uninterrupted run: same subnets (metrics), same weights, EMA, optimizer and sampler state."""
+    toml = tmp_path / "run.toml"
+    toml.write_text('data = "digits"\nspace = "tiny"\nval_fraction = 0.9\nbatch_size = 16\nepochs = 3\n'
+                    'warmup_epochs = 1\nlr = 0.02\nema_decay = 0.9\nsteps = 24\nsave_every = 3\nlog_every = 1\n'
+                    '[sampler_options]\nbank_size = 4\nbig_bank_size = 2\nq0 = 0.5\n')
+    straight = _train_process(toml, "--set", f"output_dir={tmp_path / 'straight'}")
+    killed_dir = tmp_path / "killed"
+    killed = _train_process(toml, "--set", f"output_dir={killed_dir}")
+    deadline = time.monotonic() + 300
+    while not (killed_dir / "checkpoint.pt").exists() and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    at_kill = torch.load(killed_dir / "checkpoint.pt", weights_only=True)["trainer"]["step"]
+    assert 3 <= at_kill < 24
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()
+    resumed = subprocess.run([sys.executable, "-m", "elasticvit_deploy", "train", "--resume",
+                              str(killed_dir / "checkpoint.pt"), "--json"], capture_output=True, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True) for d in ("straight", "killed"))
+    assert a["trainer"]["step"] == b["trainer"]["step"] == 24
+    assert states_equal(a["model"], b["model"]) and states_equal(a["ema"], b["ema"])
+    assert a["trainer"]["sampler"] == b["trainer"]["sampler"]
+    opt_a, opt_b = a["trainer"]["optimizer"]["state"], b["trainer"]["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys() and all(states_equal(opt_a[i], opt_b[i]) for i in opt_a)
+    rows = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+            for d in ("straight", "killed")]
+    assert [r["step"] for r in rows[1]] == list(range(24))  # rows logged after the checkpoint were dropped
+    assert [r["subnets"] for r in rows[0]] == [r["subnets"] for r in rows[1]]
 
 
 def test_corrupt_foreign_and_mismatched_checkpoints_fail_clearly(tmp_path):

@@ -15,11 +15,13 @@ from supernet.arch import Arch
 from supernet.flops import arch_mflops, batch_mflops
 from supernet.sampling import flops_range, max_arch, min_arch
 from supernet.space import ELASTICVIT, TINY
-from supernet.training import (ELASTICVIT_HSS, ElasticViTSampler, MemoryBank, SamplerConfig, check_config,
+from supernet.training import (ELASTICVIT_HSS, TINY_HSS, ElasticViTSampler, MemoryBank, SamplerConfig, check_config,
                                default_config, dominating_subspace, get_sampler, next_level_index, pick_preferred,
                                sample_dominating, sampler_names, select_hss, walk_moves)
 from supernet.training import PlannedSubnet, StepPlan
 from supernet.training import samplers as samplers_mod
+from supernet.training.train_config import ConfigError
+from supernet.training.trainer import sampler_config
 from supernet.validation import validate
 
 from .conftest import MICRO
@@ -123,15 +125,23 @@ def test_tiny_default_config():
     lo, hi = flops_range(TINY)
     assert len(c.levels) == 8 and all(lo < a < b < hi for a, b in zip(c.levels, c.levels[1:]))
     assert 0 < c.window < c.levels[1] - c.levels[0]
-    assert all(c.hss_for(x, TINY) == min_arch(TINY) for x in c.levels)
+    # The tiny space's own HSS set, mapped to levels as in the paper: 2 levels -> min1, 2 -> min2, the rest -> min3.
+    assert c.hss == TINY_HSS and TINY_HSS[0][1] == min_arch(TINY)
+    mins = [TINY_HSS[i][1] for i in (0, 0, 1, 1, 2, 2, 2, 2)]
+    assert [c.hss_for(x, TINY) for x in c.levels] == mins
+    assert [round(arch_mflops(a, TINY), 2) for _, a in TINY_HSS] == [2.4, 3.33, 4.59]
+    assert all(_dominates(b, a) for (_, a), (_, b) in zip(TINY_HSS, TINY_HSS[1:]))  # a hierarchy
     assert dominating_subspace(TINY, min_arch(TINY)).stages == TINY.stages  # the whole space
     check_config(TINY, c)
     s = get_sampler("elasticvit", TINY, seed=3)
-    plans, _ = _run(s, range(12))
+    plans, _ = _run(s, range(60))
+    assert {p.level for p in plans} >= set(c.levels[:5])
     for p in plans:
+        hss = c.hss_for(p.level, TINY)
         for sub in p.subnets[:-1]:
             assert p.level <= arch_mflops(sub.arch, TINY) <= p.level + c.window
-        assert p.subnets[-1].arch == min_arch(TINY)
+            assert _dominates(sub.arch, hss)
+        assert p.subnets[-1].arch == hss
 
 
 def test_empty_windows_are_rejected():
@@ -472,3 +482,27 @@ def test_resume_rejects_other_samplers():
         get_sampler("complexity", TINY, seed=1).load_state_dict(state)
     with pytest.raises(ValueError, match="config"):
         get_sampler("elasticvit", TINY, _small(TINY), seed=1).load_state_dict(state)
+
+
+def test_sampler_options_set_the_hss_and_reject_bad_values(tmp_path):
+    (tmp_path / "min2.json").write_text(TINY_HSS[1][1].to_json())
+    c = sampler_config(TINY, {"hss": [{"key": 8.51, "arch": TINY_HSS[2][1].to_dict()}, [3.7, "min"],
+                                      [5.3, str(tmp_path / "min2.json")]], "levels": [3, 5, 7], "q_every": 1})
+    assert c.hss == TINY_HSS and c.levels == (3.0, 5.0, 7.0) and c.q(0) == pytest.approx(0.35)
+    for options, message in [({"bank_size": "x"}, "bank_size must be an integer"),
+                             ({"bank_size": 2.5}, "bank_size must be an integer"),
+                             ({"q0": True}, "q0 must be a number"),
+                             ({"levels": 5}, "levels must be a list of numbers"),
+                             ({"hss": []}, "non-empty list"),
+                             ({"hss": [[1, "min"], [1, "min"]]}, "distinct"),
+                             ({"hss": [[0, "min"]]}, "positive number"),
+                             ({"hss": [[1, "min", 2]]}, "an hss entry is"),
+                             ({"hss": [[1, str(tmp_path / "nope.json")]]}, "nope.json"),
+                             ({"hss": [[1, min_arch(ELASTICVIT).to_dict()]]}, "hss arch entry"),
+                             ({"q": 1}, "unknown sampler_options key 'q'")]:
+        with pytest.raises(ConfigError, match=message):
+            sampler_config(TINY, options)
+    with pytest.raises(ValueError, match="q0 must be in"):
+        get_sampler("elasticvit", TINY, sampler_config(TINY, {"q0": 1.5}))
+    with pytest.raises(ValueError, match="sandwich_uniform must be >= 0"):
+        get_sampler("sandwich", TINY, sampler_config(TINY, {"sandwich_uniform": -1}))

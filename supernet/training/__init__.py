@@ -11,7 +11,7 @@
 from .bank import BankEntry, MemoryBank
 from .config import SamplerConfig, check_config, default_config
 from .ema import EMA_DECAY, create_ema
-from .hss import ELASTICVIT_HSS, select_hss
+from .hss import ELASTICVIT_HSS, TINY_HSS, parse_hss, select_hss
 from .levels import next_level_index, walk_moves
 from .losses import alpha_divergence_loss, distillation_loss, ensemble_targets, label_loss
 from .optim import (adaptive_clip_grad_, build_optimizer, build_scheduler, no_weight_decay_names, param_groups,
@@ -24,7 +24,7 @@ from .samplers import ComplexitySampler, ElasticViTSampler, SandwichSampler, Sub
 from .subspace import dominating_subspace, sample_dominating
 
 __all__ = [
-    "BankEntry", "MemoryBank", "SamplerConfig", "check_config", "default_config", "ELASTICVIT_HSS", "select_hss",
+    "BankEntry", "MemoryBank", "SamplerConfig", "check_config", "default_config", "ELASTICVIT_HSS", "TINY_HSS", "parse_hss", "select_hss",
     "next_level_index", "walk_moves", "PlannedSubnet", "StepPlan", "pick_preferred", "preference_diffs", "SAMPLERS",
     "get_sampler", "register_sampler", "sampler_names", "ComplexitySampler", "ElasticViTSampler", "SandwichSampler",
     "SubnetSampler", "dominating_subspace", "sample_dominating", "EMA_DECAY", "create_ema", "alpha_divergence_loss",

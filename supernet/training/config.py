@@ -2,8 +2,9 @@
 
 `default_config(space)` gives the paper's values for the ElasticViT space. For any other space it maps the paper's
 levels and window linearly from the ElasticViT FLOPs range onto the space's own range (`flops_range`), so the levels
-sit at the same relative positions (about 2% to 37% of the way from the smallest to the largest subnet), and uses
-the space's global min subnet as the only HSS (every level then samples from the whole space). `check_config`
+sit at the same relative positions (about 2% to 37% of the way from the smallest to the largest subnet), with the
+space's own HSS set where it has one (`SPACE_HSS`: the tiny space's `TINY_HSS`) and otherwise its global min subnet
+as the only HSS (every level then samples from the whole space). `check_config`
 validates a configuration against a space, including that every level's window holds at least one subnet.
 """
 
@@ -18,13 +19,15 @@ import numpy as np
 
 from ..arch import Arch
 from ..sampling import EmptyWindowError, flops_range, min_arch
-from ..space import ELASTICVIT, SearchSpace
+from ..space import ELASTICVIT, TINY, SearchSpace
 from ..validation import validate
-from .hss import ELASTICVIT_HSS, HSSSet, select_hss
+from .hss import ELASTICVIT_HSS, TINY_HSS, HSSSet, select_hss
 from .subspace import sample_dominating
 
 PAPER_LEVELS: tuple[float, ...] = (100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 900.0, 1200.0)
 PAPER_WINDOW = 20.0
+#: HSS sets of the other built-in spaces, by name (the ElasticViT space's is the `SamplerConfig` default).
+SPACE_HSS: dict[str, HSSSet] = {TINY.name: TINY_HSS}
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ def _round3(x: float) -> float:
 
 def default_config(space: SearchSpace) -> SamplerConfig:
     """The paper's configuration for the ElasticViT space; for another space, the paper's levels and window mapped
-    linearly onto its FLOPs range (3 significant digits) with its global min subnet as the HSS of every level."""
+    linearly onto its FLOPs range (3 significant digits), with its `SPACE_HSS` set or else its global min subnet as
+    the HSS of every level."""
     if space == ELASTICVIT:
         return SamplerConfig()
     lo, hi = flops_range(space)
@@ -91,7 +95,7 @@ def default_config(space: SearchSpace) -> SamplerConfig:
     # Big banks from the same relative position as the paper's 500 MFLOPs.
     big_from = _round3(lo + (500.0 - ref_lo) * scale)
     return SamplerConfig(levels=levels, window=_round3(PAPER_WINDOW * scale),
-                         hss=((_round3(lo), min_arch(space)),), big_bank_from=big_from)
+                         hss=SPACE_HSS.get(space.name, ((_round3(lo), min_arch(space)),)), big_bank_from=big_from)
 
 
 def check_config(space: SearchSpace, config: SamplerConfig) -> None:
@@ -105,8 +109,9 @@ def check_config(space: SearchSpace, config: SamplerConfig) -> None:
     for name in ("bank_size", "big_bank_size", "q_every", "n_candidates", "n_uniform"):
         if getattr(c, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(c, name)}")
-    if c.sandwich_uniform < 0:
-        raise ValueError(f"sandwich_uniform must be >= 0, got {c.sandwich_uniform}")
+    check_sandwich(c)
+    if not (0.0 <= c.q0 <= 1.0 and c.q_inc >= 0.0):
+        raise ValueError(f"q0 must be in [0, 1] and q_inc >= 0, got {c.q0} and {c.q_inc}")
     if not c.hss:
         raise ValueError("the HSS set is empty")
     for key, arch in c.hss:
@@ -115,6 +120,12 @@ def check_config(space: SearchSpace, config: SamplerConfig) -> None:
             raise ValueError(f"HSS arch of key {key} is not in space {space.name!r}: "
                              + "; ".join(str(e) for e in errors))
     _check_windows(space, c)
+
+
+def check_sandwich(config: SamplerConfig) -> None:
+    """Raise ValueError for a negative `sandwich_uniform` (the only setting the sandwich baseline reads)."""
+    if config.sandwich_uniform < 0:
+        raise ValueError(f"sandwich_uniform must be >= 0, got {config.sandwich_uniform}")
 
 
 @lru_cache(maxsize=16)

@@ -1,5 +1,7 @@
 """Hierarchical smallest subnets (HSS, spec 4.2): the paper's three min subnets and the level -> min mapping.
 
+The tiny demo space has its own set (`TINY_HSS`), built the same way at the same relative positions.
+
 An HSS set is a tuple of ``(key MFLOPs, arch)`` pairs. The official `select_min_arch` takes, in ascending key order,
 the first key K with ``prev_key + window < level <= K + window`` (prev_key starts at 0) and the largest key for any
 level above every key. With keys 200/400/800 and window 20 that gives levels 100, 200 -> min1; 300, 400 -> min2;
@@ -8,9 +10,14 @@ level above every key. With keys 200/400/800 and window 20 that gives levels 100
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from pathlib import Path
+from typing import Any, Sequence
 
-from ..arch import Arch, CNNStageConfig, StemConfig, TransformerStageConfig
+from ..arch import Arch, ArchError, CNNStageConfig, StemConfig, TransformerStageConfig, parse_arch
+from ..sampling import min_arch
+from ..space import SearchSpace
+from ..validation import check_arch
 
 HSSSet = tuple[tuple[float, Arch], ...]
 
@@ -43,3 +50,56 @@ def select_hss(level: float, hss: HSSSet, window: float) -> Arch | None:
             return arch
         lower = key
     return None
+
+
+def _tiny_arch(transformer_depth: int, cnn: Sequence[tuple[int, int]]) -> Arch:
+    """A tiny-space arch at resolution 32 with the minimum widths, e = 3, k = 3, mlp = 2, v = 2, its two CNN stages
+    at (width, depth) `cnn` and every transformer stage at `transformer_depth`."""
+    stem = StemConfig(8, 1, 3)
+    cnn_stages = tuple(CNNStageConfig(w, d, 3, 3) for w, d in cnn)
+    trans = tuple(TransformerStageConfig(w, transformer_depth, 2, 2) for w in (32, 48, 64, 64))
+    return Arch(32, 8, stem, cnn_stages + trans)
+
+
+#: The tiny space's HSS set, at the paper's relative positions: the keys are the paper's 200/400/800 MFLOPs mapped
+#: linearly from the ElasticViT FLOPs range (37.37-3191.46) onto the tiny one (2.40-27.67), so levels map to mins
+#: exactly as in the paper (its first two levels -> min1, the next two -> min2, the rest -> min3); the mins sit
+#: where the paper's do (its 160 and 289 MFLOPs are 3.9% and 8.0% of the way up the range: here 3.33 and 4.59
+#: MFLOPs, 3.7% and 8.7%), grown like the paper's: min2 deepens the transformer stages, min3 also the CNN stages.
+TINY_HSS: HSSSet = (
+    (3.7, _tiny_arch(1, ((16, 1), (16, 1)))),
+    (5.3, _tiny_arch(2, ((16, 1), (16, 1)))),
+    (8.51, _tiny_arch(2, ((24, 2), (32, 2)))),
+)
+
+
+def parse_hss(value: Any, space: SearchSpace) -> HSSSet:
+    """An HSS set from configuration: a list of ``[key, arch]`` pairs (or ``{key = .., arch = ..}`` tables), each
+    arch "min" (the space's global min), an arch JSON file, or the arch itself (canonical object or official list).
+    Raises ValueError naming the bad entry."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"hss must be a non-empty list of [key MFLOPs, arch] pairs, got {value!r}")
+    pairs = []
+    for entry in value:
+        if isinstance(entry, dict) and set(entry) == {"key", "arch"}:
+            key, spec = entry["key"], entry["arch"]
+        elif isinstance(entry, (list, tuple)) and len(entry) == 2:
+            key, spec = entry
+        else:
+            raise ValueError(f"an hss entry is [key MFLOPs, arch] or {{key = .., arch = ..}}, got {entry!r}")
+        if isinstance(key, bool) or not isinstance(key, (int, float)) or not key > 0:
+            raise ValueError(f"hss key must be a positive number of MFLOPs, got {key!r}")
+        pairs.append((float(key), _hss_arch(spec, space)))
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError(f"hss keys must be distinct, got {[k for k, _ in pairs]}")
+    return tuple(sorted(pairs, key=lambda kv: kv[0]))
+
+
+def _hss_arch(spec: Any, space: SearchSpace) -> Arch:
+    if spec == "min":
+        return min_arch(space)
+    try:
+        data = json.loads(Path(spec).read_text(encoding="utf-8")) if isinstance(spec, str) else spec
+        return check_arch(parse_arch(data, space), space)
+    except (OSError, json.JSONDecodeError, ArchError) as e:
+        raise ValueError(f"hss arch {spec if isinstance(spec, str) else 'entry'}: {e}") from None

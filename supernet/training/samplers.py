@@ -27,7 +27,7 @@ from ..sampling import archs, max_arch, min_arch, sample_uniform
 from ..space import SearchSpace
 from ..validation import check_arch
 from .bank import MemoryBank
-from .config import SamplerConfig, check_config, default_config
+from .config import SamplerConfig, check_config, check_sandwich, default_config
 from .levels import next_level_index
 from .plan import PlannedSubnet, Role, StepPlan
 from .preference import pick_preferred
@@ -95,6 +95,10 @@ class SandwichSampler(SubnetSampler):
     """Baseline sandwich rule: the largest subnet, `sandwich_uniform` (2) uniform random subnets, the smallest."""
 
     name = "sandwich"
+
+    def __init__(self, space: SearchSpace, config: SamplerConfig | None = None, seed: int = 0):
+        super().__init__(space, config, seed)
+        check_sandwich(self.config)
 
     def sample(self, step: int, epoch: int) -> StepPlan:
         self._check_step(step)

@@ -36,6 +36,7 @@ from ..checkpoint import CheckpointError, check_header, read_checkpoint, save_ch
 from ..model import ElasticViTSupernet
 from ..space import SearchSpace, get_space
 from .config import SamplerConfig, default_config
+from .hss import parse_hss
 from .data import Batch, epoch_indices, iterate_batches, open_split
 from .distributed import DistContext
 from .ema import create_ema
@@ -69,16 +70,37 @@ class StepResult:
 
 
 def sampler_config(space: SearchSpace, options: dict[str, Any]) -> SamplerConfig:
-    """The space's default sampler configuration with `options` (any `SamplerConfig` field but hss) applied."""
-    allowed = {f.name for f in dataclasses.fields(SamplerConfig)} - {"hss"}
-    for key in options:
-        if key not in allowed:
-            raise ConfigError(f"unknown sampler_options key {key!r} (known: {', '.join(sorted(allowed))})")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-    try:
-        return dataclasses.replace(default_config(space), **values)
-    except TypeError as e:
-        raise ConfigError(f"sampler_options: {e}") from None
+    """The space's default sampler configuration with `options` (any `SamplerConfig` field) applied; `ConfigError`
+    names an unknown key or a value of the wrong type. `hss` is a list of [key MFLOPs, arch] pairs (`parse_hss`)."""
+    defaults = default_config(space)
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        if key not in {f.name for f in dataclasses.fields(SamplerConfig)}:
+            known = ", ".join(f.name for f in dataclasses.fields(SamplerConfig))
+            raise ConfigError(f"unknown sampler_options key {key!r} (known: {known})")
+        if key == "hss":
+            try:
+                values[key] = parse_hss(value, space)
+            except ValueError as e:
+                raise ConfigError(f"sampler_options.hss: {e}") from None
+            continue
+        values[key] = _option_value(key, value, getattr(defaults, key))
+    return dataclasses.replace(defaults, **values)
+
+
+def _option_value(key: str, value: Any, default: Any) -> Any:
+    """`value` as the type of `default` (int, float, or a tuple of floats), or `ConfigError`."""
+    def number(x: Any, integer: bool) -> bool:
+        return not isinstance(x, bool) and isinstance(x, int if integer else (int, float))
+
+    if isinstance(default, tuple):
+        if isinstance(value, (list, tuple)) and all(number(x, False) for x in value):
+            return tuple(float(x) for x in value)
+        raise ConfigError(f"sampler_options.{key} must be a list of numbers, got {value!r}")
+    if number(value, isinstance(default, int)):
+        return value if isinstance(default, int) else float(value)
+    kind = "an integer" if isinstance(default, int) else "a number"
+    raise ConfigError(f"sampler_options.{key} must be {kind}, got {value!r}")
 
 
 class Trainer:
@@ -105,9 +127,9 @@ class Trainer:
             raise ConfigError(f"batch_size {batch} x {world} processes exceeds the {len(self.train_set)} training "
                               "images")
         self.total_steps = config.steps or (config.epochs + config.cooldown_epochs) * self.steps_per_epoch
+        options = sampler_config(self.space, config.sampler_options)
         try:
-            self.sampler: SubnetSampler = get_sampler(config.sampler, self.space,
-                                                      sampler_config(self.space, config.sampler_options), config.seed)
+            self.sampler: SubnetSampler = get_sampler(config.sampler, self.space, options, config.seed)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"sampler: {e.args[0]}") from None
         torch.manual_seed(config.seed)
