@@ -7,7 +7,8 @@ For each sampler: train `--steps` steps (configs/tiny-fashion-mnist.toml, label 
    search explores; the same seeded subnets for every sampler), each evaluated with BN recalibration on the
    held-out split; the best and the mean top-1 per level;
 2. gradient similarity (the paper's Table 4): cosine similarity of the shared weights' gradients between
-   same-level subnets, over random pairs and over the top-10 by loss, at one middle level;
+   same-level subnets, over random pairs and over the top-10 by loss, at the lowest, middle and highest
+   levels;
 3. rank correlation: `--scratch` subnets spread over the FLOPs range are also trained from scratch alone
    (`--scratch-steps` steps, same data, optimiser and batch); Kendall tau between each supernet's inherited
    accuracy and the from-scratch accuracy.
@@ -160,7 +161,7 @@ def main() -> int:
     figures: dict[str, Any] = {"steps": args.steps, "levels": list(cfg.levels), "window": cfg.window,
                                "scratch": [{"mflops": round(arch_mflops(a, TINY), 3), "top1": t}
                                            for a, t in zip(scratch, scratch_top1)], "samplers": {}}
-    middle = cfg.levels[len(cfg.levels) // 2]
+    conflict_levels = (cfg.levels[0], cfg.levels[len(cfg.levels) // 2], cfg.levels[-1])
     for sampler in SAMPLERS:
         checkpoint = train_supernet(sampler, args, cache)
         ev = evaluator(checkpoint, args)
@@ -172,14 +173,16 @@ def main() -> int:
         inherited = [cache.get(f"{sampler}/scratch/{i}", lambda a=a: ev.evaluate(a).top1)
                      for i, a in enumerate(scratch)]
 
-        def conflict(checkpoint: Path = checkpoint) -> dict[str, float]:
+        def conflict(level: float, checkpoint: Path = checkpoint) -> dict[str, float]:
             loaded = load_supernet(checkpoint)
-            archs, batch, window = draw_level(loaded, middle, args.conflict_n)
-            result = gradient_conflict(loaded.supernet, archs, batch, top=10, level=middle, window=window)
+            archs, batch, window = draw_level(loaded, level, args.conflict_n)
+            result = gradient_conflict(loaded.supernet, archs, batch, top=10, level=level, window=window)
             return {"random": result.random, "top10": result.top_k}
 
         figures["samplers"][sampler] = {
-            "levels": levels, "conflict": cache.get(f"{sampler}/conflict", conflict),
+            "levels": levels,
+            "conflict": {str(c): cache.get(f"{sampler}/conflict/{c}", lambda c=c: conflict(c))
+                         for c in conflict_levels},
             "inherited": inherited, "kendall_tau": float(kendalltau(inherited, scratch_top1).statistic),
             "train_seconds": cache.data.get(f"{sampler}/train_seconds")}
     if args.json:
@@ -191,13 +194,16 @@ def main() -> int:
     print("per-level best (mean) top-1 of " f"{args.per_level} subnets per level:")
     print("  level MFLOPs " + "".join(f"{s:>22}" for s in SAMPLERS))
     for c in cfg.levels:
-        row = "".join(f"{figures['samplers'][s]['levels'][str(c)]['best']:>14.2%} ({figures['samplers'][s]['levels'][str(c)]['mean']:.2%})"
-                      for s in SAMPLERS)
+        cells = [figures["samplers"][s]["levels"][str(c)] for s in SAMPLERS]
+        row = "".join(f"{cell['best']:>14.2%} ({cell['mean']:.2%})" for cell in cells)
         print(f"  {c:>12g} {row}")
-    print(f"gradient cosine similarity at level {middle:g} ({args.conflict_n} subnets): random pairs / top-10 by loss")
-    for s in SAMPLERS:
-        c = figures["samplers"][s]["conflict"]
-        print(f"  {s:<11} {c['random']:.4f} / {c['top10']:.4f}")
+    print(f"gradient cosine similarity of same-level subnets ({args.conflict_n} per level): random pairs / top-10 "
+          "by loss")
+    print("  level MFLOPs " + "".join(f"{s:>20}" for s in SAMPLERS))
+    for c in conflict_levels:
+        print(f"  {c:>12g} " + "".join(f"{figures['samplers'][s]['conflict'][str(c)]['random']:>11.4f} / "
+                                        f"{figures['samplers'][s]['conflict'][str(c)]['top10']:.4f}"
+                                        for s in SAMPLERS))
     print(f"Kendall tau, inherited vs from-scratch ({args.scratch} subnets, {args.scratch_steps} steps each; "
           f"from scratch: {', '.join(f'{t:.2%}' for t in scratch_top1)}):")
     for s in SAMPLERS:

@@ -24,7 +24,8 @@ from .samplers import ComplexitySampler, ElasticViTSampler, SandwichSampler, Sub
 from .subspace import dominating_subspace, sample_dominating
 
 __all__ = [
-    "BankEntry", "MemoryBank", "SamplerConfig", "check_config", "default_config", "ELASTICVIT_HSS", "TINY_HSS", "parse_hss", "select_hss",
+    "BankEntry", "MemoryBank", "SamplerConfig", "check_config", "default_config", "ELASTICVIT_HSS", "TINY_HSS",
+    "parse_hss", "select_hss",
     "next_level_index", "walk_moves", "PlannedSubnet", "StepPlan", "pick_preferred", "preference_diffs", "SAMPLERS",
     "get_sampler", "register_sampler", "sampler_names", "ComplexitySampler", "ElasticViTSampler", "SandwichSampler",
     "SubnetSampler", "dominating_subspace", "sample_dominating", "EMA_DECAY", "create_ema", "alpha_divergence_loss",
