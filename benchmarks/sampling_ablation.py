@@ -89,6 +89,15 @@ def train_supernet(sampler: str, args: argparse.Namespace, cache: Cache) -> Path
     return checkpoint
 
 
+def bank_share_by_epoch(metrics: Path) -> list[float]:
+    """Per epoch, the share of the logged steps' level ("uniform") subnets drawn from a memory bank."""
+    drawn: dict[int, list[bool]] = {}
+    for line in metrics.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        drawn.setdefault(row["epoch"], []).extend(s["bank"] for s in row["subnets"] if s["role"] == "uniform")
+    return [float(np.mean(drawn[e])) for e in sorted(drawn)]
+
+
 def evaluator(checkpoint: Path, args: argparse.Namespace) -> SubnetEvaluator:
     return SubnetEvaluator.from_checkpoint(checkpoint, calib_batches=args.calib_batches, batch_size=512)
 
@@ -184,13 +193,16 @@ def main() -> int:
             "conflict": {str(c): cache.get(f"{sampler}/conflict/{c}", lambda c=c: conflict(c))
                          for c in conflict_levels},
             "inherited": inherited, "kendall_tau": float(kendalltau(inherited, scratch_top1).statistic),
-            "train_seconds": cache.data.get(f"{sampler}/train_seconds")}
+            "train_seconds": cache.data.get(f"{sampler}/train_seconds"),
+            "bank_share_by_epoch": bank_share_by_epoch(checkpoint.parent / "metrics.jsonl")}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
     print(f"sampling ablation: tiny space, {args.data}, {args.steps} steps x batch 64 per sampler")
     print("training seconds: " + ", ".join(f"{s} {figures['samplers'][s]['train_seconds'] or 0:.0f}"
                                            for s in SAMPLERS))
+    print("level subnets drawn from a memory bank, by epoch (logged steps): " + "; ".join(
+        f"{s} " + ", ".join(f"{x:.0%}" for x in figures["samplers"][s]["bank_share_by_epoch"]) for s in SAMPLERS))
     print("per-level best (mean) top-1 of " f"{args.per_level} subnets per level:")
     print("  level MFLOPs " + "".join(f"{s:>22}" for s in SAMPLERS))
     for c in cfg.levels:

@@ -89,11 +89,12 @@ def test_resume_is_exact(tmp_path):
     assert opt_a.keys() == opt_b.keys() and all(states_equal(opt_a[i], opt_b[i]) for i in opt_a)
 
 
-def _train_process(toml, *args: str) -> subprocess.Popen:
-    """`elasticvit-deploy train` in its own process, one thread (so float results do not depend on threading)."""
+def _train_process(*args: str) -> subprocess.Popen:
+    """`elasticvit-deploy train ARGS --json` in its own process, one thread (so float results do not depend on
+    threading)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "elasticvit_deploy", "train", "--config", str(toml), "--json",
-                             *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "elasticvit_deploy", "train", *args, "--json"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_killed_cli_run_resumes_to_the_same_weights(tmp_path):
@@ -103,9 +104,9 @@ def test_a_killed_cli_run_resumes_to_the_same_weights(tmp_path):
     toml.write_text('data = "digits"\nspace = "tiny"\nval_fraction = 0.9\nbatch_size = 16\nepochs = 3\n'
                     'warmup_epochs = 1\nlr = 0.02\nema_decay = 0.9\nsteps = 24\nsave_every = 3\nlog_every = 1\n'
                     '[sampler_options]\nbank_size = 4\nbig_bank_size = 2\nq0 = 0.5\n')
-    straight = _train_process(toml, "--set", f"output_dir={tmp_path / 'straight'}")
+    straight = _train_process("--config", str(toml), "--set", f"output_dir={tmp_path / 'straight'}")
     killed_dir = tmp_path / "killed"
-    killed = _train_process(toml, "--set", f"output_dir={killed_dir}")
+    killed = _train_process("--config", str(toml), "--set", f"output_dir={killed_dir}")
     deadline = time.monotonic() + 300
     while not (killed_dir / "checkpoint.pt").exists() and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -114,10 +115,8 @@ def test_a_killed_cli_run_resumes_to_the_same_weights(tmp_path):
     at_kill = torch.load(killed_dir / "checkpoint.pt", weights_only=True)["trainer"]["step"]
     assert 3 <= at_kill < 24
     assert straight.wait(timeout=600) == 0, straight.stderr.read()
-    resumed = subprocess.run([sys.executable, "-m", "elasticvit_deploy", "train", "--resume",
-                              str(killed_dir / "checkpoint.pt"), "--json"], capture_output=True, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = _train_process("--resume", str(killed_dir / "checkpoint.pt"))
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
     a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=True) for d in ("straight", "killed"))
     assert a["trainer"]["step"] == b["trainer"]["step"] == 24
     assert states_equal(a["model"], b["model"]) and states_equal(a["ema"], b["ema"])

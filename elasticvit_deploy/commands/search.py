@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import replace
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +99,8 @@ def _objective(checkpoint: str | None, data: str | None, space: SearchSpace | No
     except (CheckpointError, DataError, ValueError) as e:
         raise UserError(f"--checkpoint {checkpoint}: {e}") from None
     bar = tqdm(desc="evaluated subnets", unit="subnet", disable=as_json, position=1, leave=False)
-    tag = f"{evaluator.weights.sha256[:16] if evaluator.weights else ''}|{data or ''}|{calib_batches}"
-    objective = SupernetAccuracy(evaluator, AccuracyCache(out / "accuracy.jsonl", tag), initial=eval_initial,
+    cache = AccuracyCache(out / "accuracy.jsonl", evaluator.source())
+    objective = SupernetAccuracy(evaluator, cache, initial=eval_initial,
                                  per_generation=eval_per_generation, final=eval_final, seed=seed,
                                  on_evaluate=lambda _t: bar.update(1))
     return objective, evaluator.space, evaluator.weights

@@ -217,9 +217,7 @@ class SupernetAccuracy:
 
     def identity(self) -> str:
         """The weights and data the accuracies come from (a saved search with other ones is not reused)."""
-        e = self.evaluator
-        sha = e.weights.sha256[:16] if e.weights is not None else "unsaved"
-        return f"{sha}|{len(e.train_set)}|{len(e.eval_set)}|{len(e.calib_indices)}|{self.seed}"
+        return f"{self.evaluator.source()}|{self.seed}"
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.evaluated = list(state.get("evaluated", []))

@@ -113,10 +113,16 @@ class SubnetEvaluator:
         self.calib_indices = order[:calib_batches * calib_batch_size].tolist()
         self.calib_batch_size, self.batch_size, self.workers = calib_batch_size, batch_size, workers
         self.weights: SupernetWeights | None = None
+        self.data_name = ""
 
     @property
     def space(self) -> SearchSpace:
         return self.supernet.space
+
+    def source(self) -> str:
+        """What its accuracies depend on: the weights, the data, the split sizes and the calibration set."""
+        sha = self.weights.sha256[:16] if self.weights is not None else "unsaved"
+        return f"{sha}|{self.data_name}|{len(self.train_set)}|{len(self.eval_set)}|{len(self.calib_indices)}"
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, data: str | None = None, split: str = "val",
@@ -127,6 +133,7 @@ class SubnetEvaluator:
         evaluator = cls(loaded.supernet, loaded.open_split(data, "train"), loaded.open_split(data, split),
                         seed=loaded.seed, **options)
         evaluator.weights = loaded.weights
+        evaluator.data_name = str(data or loaded.run.get("data") or "")
         return evaluator
 
     def _calibration(self) -> Iterator[torch.Tensor]:

@@ -10,14 +10,11 @@ level above every key. With keys 200/400/800 and window 20 that gives levels 100
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Sequence
 
-from ..arch import Arch, ArchError, CNNStageConfig, StemConfig, TransformerStageConfig, parse_arch
-from ..sampling import min_arch
+from ..arch import Arch, CNNStageConfig, StemConfig, TransformerStageConfig
+from ..arch_spec import resolve_arch
 from ..space import SearchSpace
-from ..validation import check_arch
 
 HSSSet = tuple[tuple[float, Arch], ...]
 
@@ -75,8 +72,8 @@ TINY_HSS: HSSSet = (
 
 def parse_hss(value: Any, space: SearchSpace) -> HSSSet:
     """An HSS set from configuration: a list of ``[key, arch]`` pairs (or ``{key = .., arch = ..}`` tables), each
-    arch "min" (the space's global min), an arch JSON file, or the arch itself (canonical object or official list).
-    Raises ValueError naming the bad entry."""
+    arch as `resolve_arch` reads it ("min", an arch JSON file, or the arch itself). Raises ValueError naming the bad
+    entry."""
     if not isinstance(value, (list, tuple)) or not value:
         raise ValueError(f"hss must be a non-empty list of [key MFLOPs, arch] pairs, got {value!r}")
     pairs = []
@@ -89,17 +86,10 @@ def parse_hss(value: Any, space: SearchSpace) -> HSSSet:
             raise ValueError(f"an hss entry is [key MFLOPs, arch] or {{key = .., arch = ..}}, got {entry!r}")
         if isinstance(key, bool) or not isinstance(key, (int, float)) or not key > 0:
             raise ValueError(f"hss key must be a positive number of MFLOPs, got {key!r}")
-        pairs.append((float(key), _hss_arch(spec, space)))
+        try:
+            pairs.append((float(key), resolve_arch(spec, space)))
+        except ValueError as e:
+            raise ValueError(f"hss arch {spec if isinstance(spec, str) else 'entry'}: {e}") from None
     if len({k for k, _ in pairs}) != len(pairs):
         raise ValueError(f"hss keys must be distinct, got {[k for k, _ in pairs]}")
     return tuple(sorted(pairs, key=lambda kv: kv[0]))
-
-
-def _hss_arch(spec: Any, space: SearchSpace) -> Arch:
-    if spec == "min":
-        return min_arch(space)
-    try:
-        data = json.loads(Path(spec).read_text(encoding="utf-8")) if isinstance(spec, str) else spec
-        return check_arch(parse_arch(data, space), space)
-    except (OSError, json.JSONDecodeError, ArchError) as e:
-        raise ValueError(f"hss arch {spec if isinstance(spec, str) else 'entry'}: {e}") from None

@@ -9,7 +9,6 @@ without gradients on the same fixed-crop inputs as the student.
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -18,11 +17,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..arch import Arch, ArchError, parse_arch
+from ..arch import Arch
+from ..arch_spec import resolve_arch
 from ..checkpoint import FORMAT, CheckpointError, read_checkpoint
-from ..sampling import max_arch, min_arch
 from ..space import SearchSpace
-from ..validation import check_arch
 from .evaluate import supernet_from_checkpoint
 
 
@@ -32,11 +30,9 @@ class TeacherError(ValueError):
 
 def teacher_arch(spec: str, space: SearchSpace) -> Arch:
     """ "max", "min" or an arch JSON file (canonical object or official list) of `space`."""
-    if spec in ("max", "min"):
-        return max_arch(space) if spec == "max" else min_arch(space)
     try:
-        return check_arch(parse_arch(json.loads(Path(spec).read_text(encoding="utf-8")), space), space)
-    except (OSError, json.JSONDecodeError, ArchError) as e:
+        return resolve_arch(spec, space)
+    except ValueError as e:
         raise TeacherError(f"teacher arch {spec}: {e}") from None
 
 

@@ -73,11 +73,11 @@ def sampler_config(space: SearchSpace, options: dict[str, Any]) -> SamplerConfig
     """The space's default sampler configuration with `options` (any `SamplerConfig` field) applied; `ConfigError`
     names an unknown key or a value of the wrong type. `hss` is a list of [key MFLOPs, arch] pairs (`parse_hss`)."""
     defaults = default_config(space)
+    known = [f.name for f in dataclasses.fields(SamplerConfig)]
     values: dict[str, Any] = {}
     for key, value in options.items():
-        if key not in {f.name for f in dataclasses.fields(SamplerConfig)}:
-            known = ", ".join(f.name for f in dataclasses.fields(SamplerConfig))
-            raise ConfigError(f"unknown sampler_options key {key!r} (known: {known})")
+        if key not in known:
+            raise ConfigError(f"unknown sampler_options key {key!r} (known: {', '.join(known)})")
         if key == "hss":
             try:
                 values[key] = parse_hss(value, space)
