@@ -195,13 +195,14 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 5-step run of `train --config FILE.toml --set ...` with a teacher (a pickled module)."""
+    """A 5-step run of `train --config FILE.toml --set ...` with a teacher (a pickled module, trusted)."""
     tmp = tmp_path_factory.mktemp("cli")
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
     torch.save(teacher, tmp / "teacher.pt")
     (tmp / "run.toml").write_text(
         'data = "digits"\nspace = "tiny"\nval_fraction = 0.9\nbatch_size = 16\nepochs = 2\nwarmup_epochs = 0\n'
-        f'steps = 3\nlog_every = 2\nsave_every = 2\nteachers = ["{tmp / "teacher.pt"}"]\noutput_dir = "{tmp / "out"}"\n'
+        f'steps = 3\nlog_every = 2\nsave_every = 2\noutput_dir = "{tmp / "out"}"\n'
+        f'teachers = [{{path = "{tmp / "teacher.pt"}", trust_pickle = true}}]\n'
         '[sampler_options]\nbank_size = 4\n')
     result = run("train", "--config", tmp / "run.toml", "--set", "steps=5", "--set", "sampler_options.q0=0.5",
                  "--json")
@@ -219,7 +220,7 @@ def test_cli_train_writes_checkpoint_and_metrics(trained):
     ck = torch.load(tmp / "out" / "checkpoint.pt", weights_only=True)
     assert ck["trainer"]["step"] == 5 and ck["trainer"]["config"]["steps"] == 5
     assert ck["trainer"]["config"]["sampler_options"] == {"bank_size": 4, "q0": 0.5}
-    assert ck["trainer"]["config"]["teachers"] == [str(tmp / "teacher.pt")]
+    assert ck["trainer"]["config"]["teachers"] == [{"path": str(tmp / "teacher.pt"), "trust_pickle": True}]
 
     again = run("train", "--resume", tmp / "out" / "checkpoint.pt", "--set", "steps=6", "--json")
     assert again.exit_code == 0, again.output

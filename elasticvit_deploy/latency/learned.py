@@ -10,8 +10,10 @@ k-fold cross-validated error and the best is kept; the choice and its error are 
 
 Persistence is portable and versioned: ``predictor.json`` (format, version, convention, features, choices,
 calibration, base, tool versions), ``training.jsonl`` (the blocks it was fitted on) and ``regressors.skops``
-(skops, not pickle; only scikit-learn and numpy types are trusted when loading). A file of another format version,
-or one that this scikit-learn cannot read, gives a PredictorFileError that says so.
+(skops, not pickle). Loading trusts skops' defaults plus exactly `TRUSTED_TYPES`, the types these files hold beyond
+them; a file needing any other type (e.g. a tampered one calling ``builtins.eval``) is refused before anything in it
+is built. A file of another format version, or one that this scikit-learn cannot read, gives a PredictorFileError
+that says so.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ from .features import feature_matrix, feature_names
 
 FORMAT = "elasticvit-deploy.latency-predictor"
 FORMAT_VERSION = 1
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.", "elasticvit_deploy.latency.learned.")
+#: The types `skops.io.get_untrusted_types` reports for the regressors this module saves (every kind in CANDIDATES;
+#: tests/test_hostile_loads.py recomputes them). Nothing else in a regressors.skops file is trusted.
+TRUSTED_TYPES: frozenset[str] = frozenset({
+    "sklearn.tree._tree.Tree",  # the trees of RandomForestRegressor and GradientBoostingRegressor
+    "elasticvit_deploy.latency.learned.PriorOnly",
+})
 MIN_SAMPLES_FOR_TREES = 6
 
 
@@ -122,6 +129,11 @@ def _fit_family(X: np.ndarray, y_ms: np.ndarray, family: str, base_ms: np.ndarra
     regressor = clone(CANDIDATES[choice]).fit(_design(X, base_ms), np.log(y_ms / prior))
     within5 = float(np.mean(np.abs(errors[choice]) <= 0.05)) if errors[choice] else float("nan")
     return FamilyModel(regressor, choice, linear, score[choice], within5, n)
+
+
+def _quote(name: str, limit: int = 80) -> str:
+    """`name` (from the file, so anything) as a short one-line repr."""
+    return repr(name if len(name) <= limit else name[:limit - 3] + "...")
 
 
 def read_training_set(directory: str | Path) -> set[Block]:
@@ -234,11 +246,12 @@ class LearnedPredictor:
         saved = meta.get("tools", {}).get("scikit-learn", "?")
         try:
             path = directory / "regressors.skops"
-            untrusted = sio.get_untrusted_types(file=path)
-            refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+            refused = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
             if refused:
-                raise PredictorFileError(f"{path}: refuses to load untrusted types {refused[:3]}")
-            regressors = sio.load(path, trusted=untrusted)
+                more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+                raise PredictorFileError(f"{path}: refuses to load type {_quote(refused[0])}{more}, which "
+                                         "elasticvit-deploy never writes (a tampered file?); rebuild the predictor")
+            regressors = sio.load(path, trusted=sorted(TRUSTED_TYPES))
         except PredictorFileError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure to read is reported as one incompatibility line

@@ -1,10 +1,14 @@
-"""Teachers for distillation (spec 4.4): any `torch.save`'d module, or a subnet of one of our supernet checkpoints.
+"""Teachers for distillation (spec 4.4): a subnet of one of our supernet checkpoints, or, opted in, any pickled module.
 
 The paper uses two timm swsl-ResNeXt101 teachers; those weights cannot be fetched here, so the user names the
-teacher(s): a file holding a whole pickled `nn.Module` (loaded with ``weights_only=False``: only name files you
-trust), or ``{"path": CKPT, "arch": ARCH}`` for a supernet checkpoint of this project, whose EMA weights give the
-static subnet ARCH (a canonical/official arch JSON file, or "max"/"min"; default "max"). Teachers run in eval mode
-without gradients on the same fixed-crop inputs as the student.
+teacher(s):
+- ``{"path": CKPT, "arch": ARCH}``: a supernet checkpoint of this project, read with ``weights_only=True`` (so it
+  cannot run code), whose EMA weights give the static subnet ARCH (a canonical/official arch JSON file, or
+  "max"/"min"). A bare path that is such a checkpoint gives its "max" subnet.
+- ``{"path": FILE, "trust_pickle": true}``: a ``torch.save(model, path)`` file holding a whole `nn.Module`. Unpickling
+  it runs code from the file, so it is loaded (through `supernet.trusted_load`) only with this explicit opt-in; a
+  bare path, or ``trust_pickle = false``, to anything but our checkpoint is refused with a line naming the option.
+Teachers run in eval mode without gradients on the same fixed-crop inputs as the student.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..arch import Arch
 from ..arch_spec import resolve_arch
 from ..checkpoint import FORMAT, CheckpointError, read_checkpoint
 from ..space import SearchSpace
+from ..trusted_load import load_pickled_module
 from .evaluate import supernet_from_checkpoint
 
 
@@ -44,27 +49,44 @@ def _supernet_teacher(path: Path, data: dict[str, Any], arch_spec: str) -> nn.Mo
     return net.extract(teacher_arch(arch_spec, net.space))
 
 
-def load_teacher(spec: str | dict[str, str], device: torch.device) -> nn.Module:
-    """The teacher named by `spec` (a path, or {"path": ..., "arch": ...}), frozen, in eval mode on `device`."""
-    path = Path(spec if isinstance(spec, str) else spec["path"])
-    arch_spec = "max" if isinstance(spec, str) else spec.get("arch", "max")
+def _pickled_module(path: Path) -> nn.Module:
+    try:
+        module = load_pickled_module(path)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, AttributeError,
+            ModuleNotFoundError, OSError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise TeacherError(f"teacher {path}: cannot load a module ({type(e).__name__}: {first})") from None
+    if not isinstance(module, nn.Module):
+        raise TeacherError(f"teacher {path}: holds a {type(module).__name__}, not a torch module (save the "
+                           "whole module with torch.save(model, path), or name a supernet checkpoint)")
+    return module
+
+
+def load_teacher(spec: str | dict[str, Any], device: torch.device) -> nn.Module:
+    """The teacher named by `spec` (a path, {"path", "arch"} or {"path", "trust_pickle"}; see the module docstring),
+    frozen, in eval mode on `device`."""
+    entry = {"path": spec} if isinstance(spec, str) else spec
+    path = Path(entry["path"])
     if not path.is_file():
         raise TeacherError(f"teacher {path}: no such file")
     try:
         data: Any = read_checkpoint(path)
     except CheckpointError:
-        data = None  # not loadable with weights_only: a pickled module
+        data = None  # not loadable with weights_only (e.g. a pickled module)
+    found = "is not" if data is None else "holds a state dict, not"
     if isinstance(data, dict) and data.get("format") == FORMAT:
-        module = _supernet_teacher(path, data, arch_spec)
+        module = _supernet_teacher(path, data, entry.get("arch", "max"))
+    elif "arch" in entry:
+        raise TeacherError(f"teacher {path} {found} an elasticvit-deploy checkpoint, which a teacher with arch "
+                           "must be (a supernet checkpoint written by elasticvit-deploy train)")
+    elif data is not None:
+        raise TeacherError(f"teacher {path} {found} an elasticvit-deploy checkpoint or a whole module (save the "
+                           "whole module with torch.save(model, path))")
+    elif entry.get("trust_pickle") is True:
+        module = _pickled_module(path)
     else:
-        try:
-            module = torch.load(path, map_location="cpu", weights_only=False)
-        except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, AttributeError,
-                ModuleNotFoundError, OSError) as e:
-            raise TeacherError(f"teacher {path}: cannot load a module ({type(e).__name__}: {e})") from None
-        if not isinstance(module, nn.Module):
-            raise TeacherError(f"teacher {path}: holds a {type(module).__name__}, not a torch module (save the "
-                               "whole module with torch.save(model, path), or name a supernet checkpoint)")
+        raise TeacherError(f"teacher {path} is not an elasticvit-deploy checkpoint; loading a pickled module runs "
+                           "code from the file: set trust_pickle = true for this teacher if you trust it")
     module = module.to(device).eval()
     for p in module.parameters():
         p.requires_grad_(False)

@@ -30,9 +30,10 @@ class ConfigError(ValueError):
 class TrainConfig:
     """Every option of `elasticvit-deploy train` (spec section 4; defaults are the paper's recipe).
 
-    data: "digits", "fashion-mnist" or a directory (ImageFolder, or MNIST idx files). teachers: each a path to a
-    `torch.save`'d module or {"path": supernet checkpoint, "arch": arch JSON file | "max" | "min"}; none means the
-    max/uniform subnets learn from the labels (label-smoothed CE). steps: stop after this many steps (default: the
+    data: "digits", "fashion-mnist" or a directory (ImageFolder, or MNIST idx files). teachers: each
+    {"path": supernet checkpoint, "arch": arch JSON file | "max" | "min"} (a bare path: its "max" subnet) or
+    {"path": `torch.save`'d whole module, "trust_pickle": true} (unpickling runs code: opt in per file); none means
+    the max/uniform subnets learn from the labels (label-smoothed CE). steps: stop after this many steps (default: the
     whole schedule, (epochs + cooldown_epochs) epochs). save_every / log_every: in steps (save_every 0: checkpoint
     only at the end).
     """
@@ -106,9 +107,29 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         for t in self.teachers:
-            if not (isinstance(t, str) or (isinstance(t, dict) and isinstance(t.get("path"), str)
-                                           and set(t) <= {"path", "arch"})):
-                raise ConfigError(f"a teacher is a path or {{path = ..., arch = ...}}, got {t!r}")
+            _check_teacher(t)
+
+
+TEACHER_KEYS = ("path", "arch", "trust_pickle")
+
+
+def _check_teacher(t: Any) -> None:
+    """A teacher entry: a path, {path, arch} or {path, trust_pickle} (see `supernet.training.teachers`)."""
+    if isinstance(t, str):
+        return
+    if not (isinstance(t, dict) and isinstance(t.get("path"), str)):
+        raise ConfigError(f"a teacher is a path, {{path = ..., arch = ...}} or {{path = ..., trust_pickle = true}}, "
+                          f"got {t!r}")
+    unknown = sorted(str(k) for k in set(t) - set(TEACHER_KEYS))
+    if unknown:
+        raise ConfigError(f"teacher {t['path']}: unknown key {unknown[0]!r} (known: {', '.join(TEACHER_KEYS)})")
+    if "arch" in t and not isinstance(t["arch"], str):
+        raise ConfigError(f"teacher {t['path']}: arch must be an arch JSON file, max or min, got {t['arch']!r}")
+    if "trust_pickle" in t and not isinstance(t["trust_pickle"], bool):
+        raise ConfigError(f"teacher {t['path']}: trust_pickle must be true or false, got {t['trust_pickle']!r}")
+    if "arch" in t and t.get("trust_pickle"):
+        raise ConfigError(f"teacher {t['path']}: arch names a subnet of a supernet checkpoint (read without "
+                          "pickle); trust_pickle is for whole pickled modules: drop one of them")
 
 
 _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
