@@ -24,9 +24,6 @@
 #   EVD done
 #   EVD error <code> <message>        (then exit non-zero: 2 usage, 3 no benchmark_model, 4 no model, 5 failed)
 #
-# EVD_SYSFS (default /sys) only exists so the simulated phones can point sysfs reads into their sandbox.
-
-SYSFS="${EVD_SYSFS:-/sys}"
 BENCH=""; MODEL=""; WARMUP=10; RUNS=50; ROUNDS=1; THREADS=1; CORES=""; DELEGATE="cpu"
 TEMP_PATH=""; TEMP_SCALE=1000; COOL_BELOW=""; COOL_TIMEOUT=60; PIN_GOVERNOR=0
 
@@ -59,19 +56,17 @@ done
 [ -n "$MODEL" ] && [ -f "$MODEL" ] || fail model_missing "model not found at '$MODEL'" 4
 [ "$TEMP_SCALE" -gt 0 ] || fail usage "--temp-scale must be positive" 2
 
-sysfs_path() { case "$1" in /sys/*) echo "$SYSFS${1#/sys}" ;; *) echo "$1" ;; esac; }
-
 # Temperature in millidegrees Celsius, or -1 if unreadable.
 read_temp() {
   [ -n "$TEMP_PATH" ] || { echo -1; return; }
-  raw=$(cat "$(sysfs_path "$TEMP_PATH")" 2>/dev/null)
+  raw=$(cat "$TEMP_PATH" 2>/dev/null)
   is_uint "$raw" || { echo -1; return; }
   echo $((raw * 1000 / TEMP_SCALE))
 }
 
 read_freqs() {
   out=""
-  for f in "$SYSFS"/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq; do
+  for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq; do
     [ -r "$f" ] || continue
     v=$(cat "$f" 2>/dev/null)
     is_uint "$v" || v=0
@@ -84,7 +79,7 @@ echo "EVD version 1"
 if [ "$(id -u 2>/dev/null)" = "0" ]; then ROOT=1; else ROOT=0; fi
 echo "EVD root $ROOT"
 if [ "$PIN_GOVERNOR" = 1 ] && [ "$ROOT" = 1 ]; then
-  for g in "$SYSFS"/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor; do
+  for g in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor; do
     [ -w "$g" ] || continue
     old=$(cat "$g"); echo performance > "$g" 2>/dev/null && echo "EVD knob governor=$old->performance"
   done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything elasticvit-deploy needs: ./.venv (Python >= 3.11), the pinned dependency set
 # (constraints.txt, torch==2.13.0 CPU-compatible pin), the package itself (editable), the test tools and, as root,
-# the Debian packages dataset-fashion-mnist (training demo data) and chromium (the report's rendering test).
+# the Debian packages dataset-fashion-mnist (training demo data), chromium (the report's rendering test) and
+# bubblewrap, mksh and toybox (the simulated phones' sandboxed Android shell).
 # Idempotent: a second run only checks the stamp and returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,17 +17,21 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-# Debian packages: Fashion-MNIST for the training demo (no download at run time), Chromium for the report test.
+# Debian packages: Fashion-MNIST for the training demo (no download at run time), Chromium for the report test,
+# bubblewrap + mksh + toybox for the simulated phones (without them `farm simulate` refuses to start).
 missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+for tool in bwrap:bubblewrap mksh:mksh toybox:toybox; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} (apt)..."
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
-      || echo "warning: could not install ${missing[*]}; the demo falls back to digits and the HTML rendering test is skipped" >&2
+      || echo "warning: could not install ${missing[*]}; the demo falls back to digits, the HTML rendering test is skipped and simulated phones cannot start" >&2
   else
-    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST demo data; headless Chromium for the report test)" >&2
+    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST demo data; headless Chromium for the report test; the simulated phones' sandbox)" >&2
   fi
 fi
 echo "ready: .venv/bin/elasticvit-deploy"

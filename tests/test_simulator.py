@@ -93,12 +93,13 @@ def test_profiles_are_realistic_and_frozen():
         SimulatedFarm(["pixel99"])
 
 
-def test_sandbox_paths_must_not_need_shell_quoting(tmp_path):
-    with pytest.raises(ValueError, match="pasted into shell commands"):
-        SimulatedFarm(["pixel1"], root=tmp_path / "a farm; rm -rf x").start()
-    with SimulatedFarm(["pixel1"], root=tmp_path / "farm") as farm:
-        assert farm.phone("sim-pixel1-1").sandbox == tmp_path.resolve() / "farm" / "sim-pixel1-1"
-    assert (tmp_path / "farm" / "sim-pixel1-1" / "system/bin/getprop").exists()  # an explicit root is kept
+def test_farm_root_may_be_any_path(tmp_path):
+    root = tmp_path / "a farm; touch pwned $(touch pwned2)"
+    with SimulatedFarm(["pixel1"], root=root) as farm:
+        assert farm.phone("sim-pixel1-1").sandbox == root.resolve() / "sim-pixel1-1"
+        assert device(farm).shell("echo ok; pwd") == "ok\n/"
+    assert (root / "sim-pixel1-1" / "system/bin/getprop").exists()  # an explicit root is kept
+    assert not list(tmp_path.rglob("pwned*"))
 
 
 def test_device_list_serials_and_states():
@@ -163,7 +164,7 @@ def test_push_stat_list_pull_roundtrip(tmp_path):
             sync.read_bytes("/data/local/tmp/missing")
 
 
-def test_device_paths_are_mapped_both_ways():
+def test_device_paths_are_the_phones_own():
     with SimulatedFarm(["pixel4"], time_scale=TS) as farm:
         dev = device(farm)
         sandbox = farm.phone(farm.serials[0]).sandbox
@@ -172,7 +173,7 @@ def test_device_paths_are_mapped_both_ways():
         dev.shell("echo note > /data/local/tmp/note.txt")
         assert (sandbox / "data/local/tmp/note.txt").read_text() == "note\n"
         r = dev.shell2("pwd; echo $HOME; ls -d /data/local/tmp/note.txt; ls /data/local/tmp/nope", v2=True)
-        assert r.stdout == "/\n/data/local/tmp\n/data/local/tmp/note.txt\n" and str(sandbox) not in r.stderr
+        assert r.stdout == "/\n/\n/data/local/tmp/note.txt\n" and str(sandbox) not in r.stderr
         assert "/data/local/tmp/nope" in r.stderr
         assert dev.shell("cat /sys/class/thermal/thermal_zone0/type") == "cpu-therm"
 
@@ -315,23 +316,30 @@ def test_fault_slow_delays_answers():
 
 
 def test_disconnect_kills_the_command():
+    """The command runs in the phone's own PID namespace, so it is found on the host by its unique argument."""
     with SimulatedFarm(["pixel4"], time_scale=TS) as farm:
         dev = device(farm)
         conn = dev.open_transport()
-        conn.send_command("shell,v2:echo $$ > /data/local/tmp/pid; exec sleep 30")
+        conn.send_command("shell,v2:touch /data/local/tmp/started; exec sleep 31337")
         conn.check_okay()
-        pid_file = farm.phone(farm.serials[0]).sandbox / "data/local/tmp/pid"
-        assert wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
-        pid = int(pid_file.read_text())
+        started = farm.phone(farm.serials[0]).sandbox / "data/local/tmp/started"
+        assert wait_until(lambda: started.exists() and _sleepers("31337"))
         conn.close()
-        assert wait_until(lambda: not Path(f"/proc/{pid}").exists() or "Z" in _proc_state(pid))
+        assert wait_until(lambda: not _sleepers("31337"))
 
 
-def _proc_state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
+def _sleepers(arg: str) -> list[int]:
+    """Host PIDs of live `sleep ARG` processes."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            words = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().split(")")[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if words[:2] == [b"sleep", arg.encode()] and state != "Z":
+            found.append(int(proc.name))
+    return found
 
 
 def test_concurrent_phones_overlap():

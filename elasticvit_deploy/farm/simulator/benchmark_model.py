@@ -1,4 +1,5 @@
-"""Simulated LiteRT benchmark_model, run on the host by a simulated phone (python -m ...benchmark_model FLAGS).
+"""Simulated LiteRT benchmark_model, run on the host for a simulated phone by its benchmark service
+(benchmark_model.cli() with the tool's FLAGS, the model open as EVD_SIM_MODEL).
 
 It takes the real tool's flags, really loads the .tflite with the LiteRT interpreter and times a few invocations
 on the host, then simulates every warm-up and timed run as
@@ -273,19 +274,20 @@ def main(argv: Sequence[str]) -> int:
     state_dir = os.environ.get("EVD_SIM_STATE")
     if not state_dir:
         return error("EVD_SIM_STATE is not set: this benchmark_model only runs on a simulated phone")
-    if not os.path.isfile(flags.graph):
+    model_path = os.environ.get("EVD_SIM_MODEL")  # the --graph file, opened inside the phone's tree
+    if not model_path:
         return error(f"Could not open '{flags.graph}'.", f"Failed to mmap model {flags.graph}", "Benchmarking failed.")
     cores = os.environ.get("EVD_SIM_CORES")
     phone = SimulatedPhone(Path(state_dir), int(cores) if cores else None)
     try:
-        model = HostModel(flags.graph, flags.use_xnnpack, phone.host_timing_cache)
+        model = HostModel(model_path, flags.use_xnnpack, phone.host_timing_cache)
     except ValueError:  # the interpreter could not read the file
         return error("The model is not a valid Flatbuffer buffer", f"Failed to mmap model {flags.graph}",
                      "Benchmarking failed.")
     except RuntimeError as e:  # it read the file but cannot run it (unknown ops, bad shapes, ...)
         return error(str(e).strip(), "Failed to allocate tensors!", "Benchmarking failed.")
     print(f"INFO: Loaded model {flags.graph}")
-    print(f"INFO: The input model file size (MB): {_g(os.path.getsize(flags.graph) / 1e6)}")
+    print(f"INFO: The input model file size (MB): {_g(os.path.getsize(model_path) / 1e6)}")
     with phone.thermal.busy():
         init_s = phone.duration_s(model.init_s)
         phone.start_clock()
@@ -300,6 +302,7 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Entry point of the tool's process (started by the benchmark service with the tool's arguments)."""
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
     sys.exit(main(sys.argv[1:]))

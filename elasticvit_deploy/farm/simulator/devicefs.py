@@ -1,20 +1,22 @@
-"""The sandbox tree of a simulated phone: directories, sysfs files and the generated device tools.
+"""The file tree of a simulated phone: directories, sysfs files, its userland and the generated device tools.
 
-Tools are small generated /bin/sh scripts in <sandbox>/system/bin (getprop, dumpsys, taskset, id, df), and the
-pre-installed benchmark_model is a wrapper that runs the simulated tool with the host's Python.
+/system/bin holds mksh as sh, toybox and its applets (sandbox.install), and small generated mksh scripts for what
+the phone's own build provides: getprop, dumpsys (battery only), id (Android's names for uid 2000) and df (the
+profile's storage). taskset is a script too: unlike toybox's, it cannot pin the host's CPUs to the phone's cores,
+so it hands the mask to the simulated benchmark_model instead. The pre-installed benchmark_model is a client of
+the phone's benchmark service (benchmark_service.py).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import sys
 import threading
 from pathlib import Path
 
-import elasticvit_deploy
-
+from . import sandbox as userland_tools
 from .profiles import PhoneProfile
+from .sandbox import BENCHMARK_SOCKET, SOCKET_DIR, Userland
 from .thermal import Thermal, freq_fraction
 
 BENCHMARK_MODEL = "/data/local/tmp/elasticvit-deploy/benchmark_model"
@@ -24,10 +26,10 @@ SHELL_UID_LINE = ("uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input
 _BATTERY_SHARE = 0.35  # the battery sees this share of the CPU's excess temperature
 
 
-def build(sandbox: Path, state_dir: Path, profile: PhoneProfile, serial: str) -> None:
-    """Create the directory tree, the tools and the pre-installed benchmark_model of a fresh phone (the sensor
-    files are written by Sensors)."""
-    for d in ("data/local/tmp/elasticvit-deploy", "sdcard", "system/bin"):
+def build(sandbox: Path, profile: PhoneProfile, serial: str, userland: Userland) -> None:
+    """Create the directory tree, the userland, the tools and the pre-installed benchmark_model of a fresh phone
+    (the sensor files are written by Sensors)."""
+    for d in ("data/local/tmp/elasticvit-deploy", "sdcard", "system/bin", "sys"):
         (sandbox / d).mkdir(parents=True, exist_ok=True)
     sysfs = sandbox / "sys"
     _write(sysfs / "class/thermal/thermal_zone0/type", "cpu-therm\n")
@@ -37,11 +39,12 @@ def build(sandbox: Path, state_dir: Path, profile: PhoneProfile, serial: str) ->
         cpufreq = sysfs / f"devices/system/cpu/cpu{cpu}/cpufreq"
         _write(cpufreq / "cpuinfo_max_freq", f"{khz}\n")
         _write(cpufreq / "scaling_governor", "schedutil\n")
-    tools = {"getprop": _getprop(profile.props(serial)), "dumpsys": _dumpsys(sysfs), "taskset": _taskset(profile),
+    tools = {"getprop": _getprop(profile.props(serial)), "dumpsys": _dumpsys(), "taskset": _taskset(profile),
              "id": _id(), "df": _df(profile)}
+    userland_tools.install(userland, sandbox / "system/bin", set(tools))
     for name, text in tools.items():
         _write(sandbox / "system/bin" / name, text, executable=True)
-    _write(sandbox / BENCHMARK_MODEL.lstrip("/"), _benchmark_wrapper(state_dir), executable=True)
+    _write(sandbox / BENCHMARK_MODEL.lstrip("/"), _benchmark_client(), executable=True)
 
 
 class Sensors:
@@ -84,26 +87,26 @@ def _write(path: Path, text: str, executable: bool = False) -> None:
 def _getprop(props: dict[str, str]) -> str:
     listing = "".join(f"[{k}]: [{v}]\n" for k, v in sorted(props.items()))
     cases = "".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;\n" for k, v in sorted(props.items()))
-    return ("#!/bin/sh\n# getprop of a simulated phone: no argument lists all, unknown names print the default.\n"
+    return ("#!/system/bin/sh\n# getprop of a simulated phone: no argument lists all, unknown names print the default.\n"
             f"if [ $# -eq 0 ]; then\ncat <<'END_OF_PROPS'\n{listing}END_OF_PROPS\nexit 0\nfi\n"
             f'case "$1" in\n{cases}  *) echo "$2" ;;\nesac\n')
 
 
-def _dumpsys(sysfs: Path) -> str:
-    battery = shlex.quote(str(sysfs / "class/power_supply/battery"))
+def _dumpsys() -> str:
+    battery = "/sys/class/power_supply/battery"
     lines = ["Current Battery Service state:", "  AC powered: false", "  USB powered: true",
              "  Wireless powered: false", "  Max charging current: 500000", "  Max charging voltage: 5000000",
              "  status: 2", "  health: 2", "  present: true", "  level: $(cat \"$B/capacity\")", "  scale: 100",
              "  voltage: 4200", "  temperature: $(cat \"$B/temp\")", "  technology: Li-ion"]
     body = "".join(f'    echo "{line}"\n' for line in lines)
-    return ("#!/bin/sh\n# dumpsys of a simulated phone: only the battery service.\n"
+    return ("#!/system/bin/sh\n# dumpsys of a simulated phone: only the battery service.\n"
             f'B={battery}\ncase "$1" in\n  battery)\n{body}    ;;\n'
             '  *) echo "Can\'t find service: $1" >&2; exit 1 ;;\nesac\n')
 
 
 def _taskset(profile: PhoneProfile) -> str:
     all_cores = (1 << profile.num_cores) - 1
-    return ("#!/bin/sh\n# taskset MASK COMMAND [ARGS...] of a simulated phone. Like sched_setaffinity it fails when\n"
+    return ("#!/system/bin/sh\n# taskset MASK COMMAND [ARGS...] of a simulated phone. Like sched_setaffinity it fails when\n"
             "# the hex mask names none of the phone's cores. Host CPUs are not pinned: the mask is passed on to\n"
             "# the simulated benchmark_model in EVD_SIM_CORES.\n"
             'm=${1#0x}\ncase "$m" in\n'
@@ -116,7 +119,7 @@ def _taskset(profile: PhoneProfile) -> str:
 
 
 def _id() -> str:
-    return ("#!/bin/sh\n# id of the (unrooted) shell user of a simulated phone.\ncase \"$*\" in\n"
+    return ("#!/system/bin/sh\n# id of the (unrooted) shell user of a simulated phone.\ncase \"$*\" in\n"
             "  -u|-g) echo 2000 ;;\n  -un|-nu|-gn|-ng) echo shell ;;\n"
             f"  '') echo {shlex.quote(SHELL_UID_LINE)} ;;\n"
             '  *) echo "id: unsupported arguments: $*" >&2; exit 1 ;;\nesac\n')
@@ -128,13 +131,32 @@ def _df(profile: PhoneProfile) -> str:
     total_kb = free_kb + used_kb
     use = round(100 * used_kb / total_kb)
     row = f"{total_kb:>10} {used_kb:>9} {free_kb:>9} {use:>3}%"
-    return ("#!/bin/sh\n# df of a simulated phone (fixed figures from its profile; arguments are ignored).\n"
+    return ("#!/system/bin/sh\n# df of a simulated phone (fixed figures from its profile; arguments are ignored).\n"
             "echo 'Filesystem       1K-blocks      Used Available Use% Mounted on'\n"
             f"echo '/dev/block/dm-8 {row} /data'\necho '/dev/fuse       {row} /storage/emulated'\n")
 
 
-def _benchmark_wrapper(state_dir: Path) -> str:
-    project = Path(elasticvit_deploy.__file__).resolve().parent.parent
-    return ("#!/bin/sh\n# Simulated LiteRT benchmark_model (elasticvit_deploy.farm.simulator.benchmark_model).\n"
-            f"EVD_SIM_STATE={shlex.quote(str(state_dir))} PYTHONPATH={shlex.quote(str(project))} "
-            f'exec {shlex.quote(sys.executable)} -m elasticvit_deploy.farm.simulator.benchmark_model "$@"\n')
+def _benchmark_client() -> str:
+    socket = f"{SOCKET_DIR}/{BENCHMARK_SOCKET}"
+    return f"""#!/system/bin/sh
+# LiteRT benchmark_model of a simulated phone. The simulation needs the host's LiteRT, so it runs outside the
+# phone: this script sends its arguments to the phone's benchmark service ({socket}) and prints the
+# output that comes back (stdout and stderr apart), then exits with the simulation's exit code.
+{{
+  print -r -- "cwd $PWD"
+  print -r -- "cores ${{EVD_SIM_CORES:-}}"
+  for arg in "$@"; do print -r -- "arg $arg"; done
+  print -r -- end
+}} | nc -U {socket} 2>/dev/null | {{
+  code=""
+  while IFS= read -r line; do
+    case "$line" in
+      "1 "*) print -r -- "${{line#1 }}" ;;
+      "2 "*) print -ru2 -- "${{line#2 }}" ;;
+      "x "*) code=${{line#x }} ;;
+    esac
+  done
+  [ -n "$code" ] || {{ print -u2 "ERROR: the simulated phone's benchmark service did not answer"; exit 1; }}
+  exit "$code"
+}}
+"""

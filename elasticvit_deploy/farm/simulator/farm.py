@@ -2,7 +2,8 @@
 
 A simulator for trying the workflow and for CI: adbutils (AdbClient(host="127.0.0.1", port=farm.port)) and the
 `adb -P <port>` command line talk to it as to a real adb server, while each phone is a sandbox directory on the
-host, shell commands run on the host and benchmark_model is simulated (see benchmark_model.py).
+host whose shell commands run confined to it with Android's shell and toybox (sandbox.py), and benchmark_model is
+simulated (see benchmark_model.py). Without a working sandbox the farm does not start (SandboxUnavailable).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from .paths import check_sandbox
 from .phone import SimPhone
 from .profiles import PROFILES, PhoneProfile
+from .sandbox import find_userland
 from .protocol import serve
 from .wire import Closed, Wire
 
@@ -88,6 +89,7 @@ class SimulatedFarm:
         """Create the phones and start serving."""
         if self._server is not None:
             raise RuntimeError("the farm is already running")
+        userland = find_userland()
         if self._root is None:
             self._tempdir = tempfile.TemporaryDirectory(prefix="evd-simfarm-", ignore_cleanup_errors=True)
         root = Path(self._tempdir.name if self._tempdir else self._root or ".").resolve()
@@ -96,10 +98,9 @@ class SimulatedFarm:
             for transport_id, profile in enumerate(self._profiles, start=1):
                 counts[profile.name] += 1
                 serial = f"sim-{profile.name}-{counts[profile.name]}"
-                check_sandbox(root / serial)
                 state_dir = root / ".state" / serial
                 phone = SimPhone(serial, profile, transport_id, root / serial, state_dir, self.time_scale,
-                                 self._host_timings)
+                                 userland, self._host_timings)
                 self._phones.append(phone)
                 phone.start()
             self._server = _Server(self._port, self._phones)

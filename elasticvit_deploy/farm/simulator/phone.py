@@ -1,19 +1,18 @@
-"""One simulated phone: identity, sandbox, thermal model with its sensor refresher, injectable faults."""
+"""One simulated phone: identity, file tree, thermal model with its sensor refresher, injectable faults, and the
+service its sandboxed benchmark_model talks to."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 from . import devicefs
+from .benchmark_service import BenchmarkService
+from .processes import Processes
 from .profiles import PhoneProfile
+from .sandbox import Userland
 from .thermal import Thermal
 
 FAULT_KINDS = ("offline", "unauthorized", "drop", "garble", "slow")
@@ -21,12 +20,14 @@ SENSOR_REFRESH_S = 0.1  # host seconds between sensor file refreshes
 
 
 class SimPhone:
-    """A phone of the farm. Its file system is the directory `sandbox`; its private state (thermal model,
-    settings for the simulated benchmark_model) lives in `state_dir`, outside the sandbox."""
+    """A phone of the farm. Its file system is the directory `sandbox` (its shell commands run confined to it, see
+    sandbox.py); its private state (thermal model, settings for the simulated benchmark_model) lives in
+    `state_dir`, outside the sandbox."""
 
     def __init__(self, serial: str, profile: PhoneProfile, transport_id: int, sandbox: Path, state_dir: Path,
-                 time_scale: float, host_timings: Path | None = None) -> None:
+                 time_scale: float, userland: Userland, host_timings: Path | None = None) -> None:
         self.serial = serial
+        self.userland = userland
         self.host_timings = host_timings or state_dir.parent / "host-timings"
         self.profile = profile
         self.transport_id = transport_id
@@ -36,7 +37,8 @@ class SimPhone:
         self.thermal = Thermal(state_dir / "thermal", profile, time_scale)
         self._faults: dict[str, int | None] = {}
         self._lock = threading.Lock()
-        self._processes: set[subprocess.Popen[bytes]] = set()
+        self.processes = Processes()
+        self.benchmark: BenchmarkService | None = None
         self._stopped = threading.Event()
         self._refresher = threading.Thread(target=self._refresh_sensors, name=f"sensors-{serial}", daemon=True)
 
@@ -44,24 +46,25 @@ class SimPhone:
     def start(self) -> None:
         """Create the sandbox and state, then keep the sensor files current in a background thread."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        devicefs.build(self.sandbox, self.state_dir, self.profile, self.serial)
+        devicefs.build(self.sandbox, self.profile, self.serial, self.userland)
         settings = {"serial": self.serial, "sandbox": str(self.sandbox), "time_scale": self.time_scale,
                     "profile": asdict(self.profile),
                     # shared by the phones of a farm (and by farms given the same directory)
                     "host_timing_cache": str(self.host_timings)}
         (self.state_dir / "phone.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         self.thermal.reset()
+        self.benchmark = BenchmarkService(self.sandbox, self.state_dir, self.processes)
+        self.benchmark.start()
         self._refresher.start()
 
     def stop(self) -> None:
-        """Stop the refresher and kill whatever shell commands still run."""
+        """Stop the refresher and the benchmark service, and kill whatever shell commands still run."""
         self._stopped.set()
         if self._refresher.is_alive():
             self._refresher.join()
-        with self._lock:
-            processes = list(self._processes)
-        for proc in processes:
-            kill_group(proc)
+        if self.benchmark is not None:
+            self.benchmark.stop()
+        self.processes.kill_all()
 
     def _refresh_sensors(self) -> None:
         sensors = devicefs.Sensors(self.sandbox, self.thermal)
@@ -87,12 +90,6 @@ class SimPhone:
                 if kind in self._faults:
                     return kind
         return "device"
-
-    def shell_env(self) -> dict[str, str]:
-        """Environment of shell commands."""
-        tmp = str(self.sandbox / "data/local/tmp")
-        return {"PATH": f"{self.sandbox}/system/bin:/usr/bin:/bin", "EVD_SYSFS": str(self.sandbox / "sys"),
-                "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8"}
 
     # faults --------------------------------------------------------------------------------------------------
     def set_fault(self, kind: str, times: int | None = None) -> None:
@@ -123,23 +120,3 @@ class SimPhone:
                 else:
                     self._faults[kind] = left - 1
             return True
-
-    # processes -----------------------------------------------------------------------------------------------
-    @contextmanager
-    def tracking(self, proc: subprocess.Popen[bytes]) -> Iterator[None]:
-        """Remember a running shell command, so stop() can kill it."""
-        with self._lock:
-            self._processes.add(proc)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._processes.discard(proc)
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill a shell command started in its own session, with everything it started."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

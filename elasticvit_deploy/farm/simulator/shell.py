@@ -1,12 +1,9 @@
-"""Shell commands of a simulated phone: a real /bin/sh on the host, in the phone's sandbox.
+"""Shell commands of a simulated phone: Android's shell (mksh) confined to the phone's tree (sandbox.py).
 
-The command text is mapped with paths.map_command, runs with cwd = sandbox root and the phone's environment (PATH
-starts with the sandbox's system/bin tools), in its own session, with an empty stdin (stdin sent by the client is
-discarded). Output goes back with shell protocol v2 (stdout, stderr and exit packets) or v1 (raw merged output,
-then close), sandbox paths mapped back to device paths. The command (with everything it started) is killed when
-the client goes away: in v2 as soon as the connection closes, in v1 (where the client may half-close) when
-sending to it fails.
-This is a simulator, not a security sandbox: commands run as the host user.
+The command runs as ``/system/bin/sh -c COMMAND``, as adbd runs it, in its own session, with an empty stdin
+(stdin sent by the client is discarded). Output goes back with shell protocol v2 (stdout, stderr and exit packets)
+or v1 (raw merged output, then close). The command (with everything it started) is killed when the client goes
+away: in v2 as soon as the connection closes, in v1 (where the client may half-close) when sending to it fails.
 """
 
 from __future__ import annotations
@@ -20,8 +17,9 @@ import struct
 import subprocess
 import threading
 
-from .paths import OutputUnmapper, map_command
-from .phone import SimPhone, kill_group
+from .phone import SimPhone
+from .processes import kill_group
+from .sandbox import shell_command
 from .wire import Wire
 
 ID_STDOUT, ID_STDERR, ID_EXIT = 1, 2, 3
@@ -35,14 +33,15 @@ class _Dropped(Exception):
 
 def run(wire: Wire, phone: SimPhone, command: str, v2: bool) -> None:
     """Run one command and stream its output; returns when the connection is finished."""
-    proc = subprocess.Popen(["/bin/sh", "-c", map_command(phone.sandbox, command)], cwd=phone.sandbox,
-                            env=phone.shell_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    assert phone.benchmark is not None, "the phone is not started"
+    argv = shell_command(phone.userland, phone.sandbox, phone.benchmark.socket_dir, command)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE if v2 else subprocess.STDOUT, start_new_session=True)
     finished = threading.Event()
     watcher = threading.Thread(target=_watch_client, args=(wire, proc, v2, finished), daemon=True)
     output = _Output(wire, phone, v2)
     graceful = False
-    with proc, phone.tracking(proc):
+    with proc, phone.processes.tracking(proc):
         watcher.start()
         try:
             code = _pump(proc, output)
@@ -107,14 +106,11 @@ class _Output:
         self.v2 = v2
         self.garble = phone.take_fault("garble")
         self.drop = phone.take_fault("drop")
-        self.unmappers = {ID_STDOUT: OutputUnmapper(phone.sandbox), ID_STDERR: OutputUnmapper(phone.sandbox)}
 
     def write(self, stream: int, data: bytes) -> None:
-        self._send(stream, self.unmappers[stream].feed(data))
+        self._send(stream, data)
 
     def finish(self, code: int) -> None:
-        for stream, unmapper in self.unmappers.items():
-            self._send(stream, unmapper.flush())
         if self.drop:
             raise _Dropped()
         if self.v2:

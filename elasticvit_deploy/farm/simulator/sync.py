@@ -2,20 +2,20 @@
 
 Requests are an 4-byte id and a little-endian uint32 length: STAT, LIST, SEND (then DATA chunks and DONE with the
 mtime), RECV and QUIT (protocol v1; the v2 variants are not advertised). Like an unrooted phone, files can only be
-written below /data/local/tmp and /sdcard.
+written below /data/local/tmp and /sdcard. Every path is resolved inside the phone's tree (paths.locate): a symlink
+on the phone never leads to the host's files, and one that leads out of the writable areas cannot be written through.
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
+import secrets
 import stat
 import struct
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from .paths import host_path
+from .paths import locate, within
 from .phone import SimPhone
 from .wire import Wire
 
@@ -49,7 +49,8 @@ def serve(wire: Wire, phone: SimPhone) -> None:
 
 def _stat(wire: Wire, sandbox: Path, path: str) -> None:
     try:
-        st = os.lstat(host_path(sandbox, path))
+        with locate(sandbox, path, follow_last=False) as loc:
+            st = os.stat(loc.name, dir_fd=loc.dir_fd, follow_symlinks=False)
         fields = (st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime))
     except (OSError, ValueError):
         fields = (0, 0, 0)
@@ -57,16 +58,21 @@ def _stat(wire: Wire, sandbox: Path, path: str) -> None:
 
 
 def _list(wire: Wire, sandbox: Path, path: str) -> None:
+    entries: list[tuple[bytes, os.stat_result]] = []
     try:
-        entries = sorted(os.scandir(host_path(sandbox, path)), key=lambda e: e.name)
+        with locate(sandbox, path) as loc:
+            fd = loc.open(os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                for name in sorted(os.listdir(fd)):
+                    try:
+                        entries.append((os.fsencode(name), os.stat(name, dir_fd=fd, follow_symlinks=False)))
+                    except OSError:
+                        continue
+            finally:
+                os.close(fd)
     except (OSError, ValueError):
-        entries = []
-    for entry in entries:
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        name = os.fsencode(entry.name)
+        pass
+    for name, st in entries:
         wire.send(b"DENT" + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(name))
                   + name)
     wire.send(b"DONE" + bytes(16))
@@ -75,38 +81,40 @@ def _list(wire: Wire, sandbox: Path, path: str) -> None:
 def _send(wire: Wire, sandbox: Path, spec: str) -> None:
     path, _, mode_text = spec.rpartition(",")
     error = _send_error(path, mode_text)
-    target = tmp = None
+    loc, tmp = None, f".evd-push.{secrets.token_hex(6)}.tmp"
     if error is None:
-        target = host_path(sandbox, path)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-            os.close(fd)
-            tmp = Path(name)
-        except OSError as e:
-            error = f"couldn't create file: {e.strerror}"
+            loc = locate(sandbox, path, follow_last=False, make_dirs_below=WRITABLE)
+            if loc.name == "." or not within(loc.device_path, WRITABLE):
+                error = "couldn't create file: Permission denied"
+                loc.close()
+                loc = None
+        except (OSError, ValueError) as e:
+            error = f"couldn't create file: {getattr(e, 'strerror', None) or e}"
     try:
-        with open(tmp or os.devnull, "wb") as out:
+        out = open(os.devnull, "wb") if loc is None else os.fdopen(
+            os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                    dir_fd=loc.dir_fd), "wb")
+        with out:
             mtime = _receive_data(wire, out)  # always read up to DONE, as adbd does, even when failing
-        if tmp is not None and target is not None:
-            error = _install(tmp, target, int(mode_text) & 0o777, mtime)
+            if loc is not None:
+                os.fchmod(out.fileno(), int(mode_text) & 0o777)
+                out.flush()
+                os.utime(out.fileno(), (mtime, mtime))
+        if loc is not None:
+            os.replace(tmp, loc.name, src_dir_fd=loc.dir_fd, dst_dir_fd=loc.dir_fd)
+    except OSError as e:
+        error = f"couldn't write file: {e.strerror}"
     finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        if loc is not None:
+            try:
+                os.unlink(tmp, dir_fd=loc.dir_fd)
+            except FileNotFoundError:
+                pass
+            loc.close()
     if error is not None:
         raise _SyncError(error)
     wire.send(b"OKAY" + bytes(4))
-
-
-def _install(tmp: Path, target: Path, mode: int, mtime: int) -> str | None:
-    """Move the received file into place; returns an error message or None."""
-    try:
-        tmp.chmod(mode)
-        os.utime(tmp, (mtime, mtime))
-        tmp.replace(target)
-    except OSError as e:
-        return f"couldn't write file: {e.strerror}"
-    return None
 
 
 def _send_error(path: str, mode_text: str) -> str | None:
@@ -115,8 +123,7 @@ def _send_error(path: str, mode_text: str) -> str | None:
         return "invalid SEND request: expected PATH,MODE"
     if not stat.S_ISREG(int(mode_text)):
         return "only regular files can be pushed to a simulated phone"
-    device = posixpath.normpath(path) if path.startswith("/") else ""
-    if not any(device.startswith(root + "/") for root in WRITABLE):
+    if not path.startswith("/"):
         return "couldn't create file: Permission denied"
     return None
 
@@ -134,12 +141,13 @@ def _receive_data(wire: Wire, out: BinaryIO) -> int:
 
 def _recv(wire: Wire, sandbox: Path, path: str) -> None:
     try:
-        f = open(host_path(sandbox, path), "rb")  # noqa: SIM115 - the sends below must not look like open errors
+        with locate(sandbox, path) as loc:
+            fd = loc.open(os.O_RDONLY)
     except ValueError:
         raise _SyncError("open failed: not an absolute path") from None
     except OSError as e:
         raise _SyncError(f"open failed: {e.strerror}") from None
-    with f:
+    with open(fd, "rb") as f:
         while chunk := f.read(SYNC_DATA_MAX):
             wire.send(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
     wire.send(b"DONE" + bytes(4))

@@ -1,0 +1,191 @@
+"""The simulated benchmark_model's way out of a phone's sandbox: a Unix socket in the phone's /dev/socket.
+
+On a simulated phone, benchmark_model is a small mksh script (devicefs.benchmark_client) that sends its working
+directory, the taskset core mask and its arguments to this service with toybox ``nc -U``, and prints what comes
+back. The service runs the simulation (benchmark_model.py, which needs the host's LiteRT) as a host process
+outside the sandbox. It hands that process the model as a file descriptor opened inside the phone's tree
+(paths.locate), so a symlink on the phone cannot make it read a host file, and streams its stdout and stderr
+back line by line, then its exit code. When the client goes away (its shell command was killed), the simulation
+is killed too.
+
+Lines of the exchange: request ``cwd DIR``, ``cores MASK``, ``arg VALUE``..., ``end``; reply ``1 TEXT``
+(stdout), ``2 TEXT`` (stderr), ``x CODE``.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import select
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import elasticvit_deploy
+
+from .benchmark_model import FlagError, parse_flags
+from .paths import locate
+from .processes import Processes, kill_group
+from .sandbox import BENCHMARK_SOCKET
+
+TOOL = "from elasticvit_deploy.farm.simulator.benchmark_model import cli; cli()"
+MAX_REQUEST_LINES = 256
+MAX_LINE = 4096
+
+
+class BenchmarkService:
+    """Serves the simulated benchmark_model of one phone on `socket_dir/evd-benchmark`."""
+
+    def __init__(self, sandbox: Path, state_dir: Path, processes: Processes) -> None:
+        self.sandbox = sandbox
+        self.state_dir = state_dir
+        self.processes = processes
+        # a short path of its own: Unix socket paths are limited to 108 bytes
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="evd-sock-"))
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.socket_dir / BENCHMARK_SOCKET))
+        self._listener.listen(16)
+        self._thread = threading.Thread(target=self._accept, name=f"benchmark-{sandbox.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting (running simulations are killed by the phone's process list)."""
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        self._thread.join()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                request = _read_request(conn)
+            except (OSError, ValueError) as e:
+                _send(conn, f"2 ERROR: {e}\nx 1\n")
+                return
+            if request is not None:
+                self._run(conn, *request)
+
+    def _run(self, conn: socket.socket, cwd: str, cores: str, args: list[str]) -> None:
+        env = {**os.environ, "EVD_SIM_STATE": str(self.state_dir), "EVD_SIM_CORES": cores,
+               "PYTHONPATH": str(Path(elasticvit_deploy.__file__).resolve().parent.parent)}
+        env.pop("EVD_SIM_MODEL", None)
+        model_fd = self._open_model(cwd, args)
+        if model_fd is not None:
+            env["EVD_SIM_MODEL"] = f"/proc/self/fd/{model_fd}"
+        try:
+            proc = subprocess.Popen([sys.executable, "-c", TOOL, *args],
+                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, pass_fds=() if model_fd is None else (model_fd,),
+                                    start_new_session=True)
+        finally:
+            if model_fd is not None:
+                os.close(model_fd)
+        with proc, self.processes.tracking(proc):
+            if _pump(conn, proc):
+                _send(conn, f"x {proc.wait()}\n")
+            else:
+                kill_group(proc)
+                proc.wait()
+
+    def _open_model(self, cwd: str, args: list[str]) -> int | None:
+        """The --graph file, opened read-only inside the phone's tree; None if there is none to open."""
+        try:
+            graph = parse_flags(args).graph
+        except FlagError:
+            return None
+        if not graph:
+            return None
+        try:
+            with locate(self.sandbox, posixpath.join(cwd or "/", graph)) as loc:
+                fd = loc.open(os.O_RDONLY | os.O_NONBLOCK)
+        except (OSError, ValueError):
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return fd
+
+
+def _read_request(conn: socket.socket) -> tuple[str, str, list[str]] | None:
+    """(cwd, cores, args) from the client's lines; None if it hung up before `end`."""
+    cwd, cores, args = "/", "", []
+    reader = conn.makefile("rb")
+    for _ in range(MAX_REQUEST_LINES):
+        raw = reader.readline(MAX_LINE + 1)
+        if not raw:
+            return None
+        if not raw.endswith(b"\n"):
+            raise ValueError("benchmark_model request line too long")
+        key, _, value = raw[:-1].decode("utf-8", "surrogateescape").partition(" ")
+        if key == "end":
+            return cwd, cores, args
+        if key == "cwd":
+            cwd = value
+        elif key == "cores":
+            if value and not value.isdigit():
+                raise ValueError(f"bad core mask {value[:20]!r}")
+            cores = value
+        elif key == "arg":
+            args.append(value)
+        else:
+            raise ValueError(f"bad benchmark_model request line {key[:20]!r}")
+    raise ValueError("benchmark_model request too long")
+
+
+def _pump(conn: socket.socket, proc: subprocess.Popen[bytes]) -> bool:
+    """Forward the simulation's output as tagged lines until it ends; False if the client went away first (its
+    end of the socket closed: poll reports a hang-up, which a mere half-close after the request is not)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    streams = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
+    partial = {1: b"", 2: b""}
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    poller.register(conn, 0)  # hang-ups and errors are always reported
+    while streams:
+        for fd, events in poller.poll():
+            if fd == conn.fileno():
+                return False
+            tag = streams[fd]
+            data = os.read(fd, 1 << 16)
+            if not data:
+                poller.unregister(fd)
+                del streams[fd]
+                data, partial[tag] = partial[tag] + b"\n" if partial[tag] else b"", b""
+            else:
+                data, partial[tag] = _split(partial[tag] + data)
+            if data and not _send(conn, b"".join(b"%d %s\n" % (tag, line) for line in data.splitlines())):
+                return False
+    return True
+
+
+def _split(buf: bytes) -> tuple[bytes, bytes]:
+    """(complete lines, the unfinished rest)."""
+    cut = buf.rfind(b"\n") + 1
+    return buf[:cut], buf[cut:]
+
+
+def _send(conn: socket.socket, data: str | bytes) -> bool:
+    try:
+        conn.sendall(data.encode() if isinstance(data, str) else data)
+    except OSError:
+        return False
+    return True
