@@ -144,3 +144,29 @@ def test_farm_refuses_to_start_without_a_sandbox(tmp_path):
     assert proc.stderr.splitlines() == [
         "error: cannot confine simulated phones: bwrap not found (install them: apt-get install bubblewrap mksh "
         "toybox)"]
+
+
+def test_the_simulation_process_is_confined_too(tmp_path):
+    """The simulated benchmark_model runs the host's LiteRT on a pushed model: were that model to take over the
+    process, it would still find no host files but the system's and its own, no network and nothing to write."""
+    from elasticvit_deploy.farm.simulator.sandbox import find_userland, tool_command
+
+    state = tmp_path / "state"
+    state.mkdir()
+    probe = ("import os, socket\n"
+             "for p in ('/etc/hostname', '/etc/shadow', '/root/.bashrc', __file__):\n"
+             "    print(p, os.path.exists(p))\n"
+             f"open({str(state / 'ok')!r}, 'w').write('ok')\n"
+             "for target in ('/usr/evil', '/tmp/../usr/evil'):\n"
+             "    try:\n        open(target, 'w')\n    except OSError as e:\n        print('write', e.errno)\n"
+             "s = socket.socket()\n"
+             "try:\n    s.connect(('127.0.0.1', 22)); print('net yes')\nexcept OSError:\n    print('net no')\n")
+    (tmp_path / "probe.py").write_text(probe)
+    argv = tool_command(find_userland(), [tmp_path], [state], [sys.executable, str(tmp_path / "probe.py")])
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:3] == ["/etc/hostname False", "/etc/shadow False", "/root/.bashrc False"]
+    assert lines[3].endswith("True")  # its own (read-only) files are there
+    assert lines[4:6] == ["write 30", "write 30"] and lines[6] == "net no"  # EROFS
+    assert (state / "ok").read_text() == "ok"

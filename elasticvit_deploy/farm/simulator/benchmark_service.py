@@ -3,7 +3,7 @@
 On a simulated phone, benchmark_model is a small mksh script (devicefs.benchmark_client) that sends its working
 directory, the taskset core mask and its arguments to this service with toybox ``nc -U``, and prints what comes
 back. The service runs the simulation (benchmark_model.py, which needs the host's LiteRT) as a host process
-outside the sandbox. It hands that process the model as a file descriptor opened inside the phone's tree
+outside the phone's sandbox, in a confined one of its own (sandbox.tool_command). It hands that process the model as a file descriptor opened inside the phone's tree
 (paths.locate), so a symlink on the phone cannot make it read a host file, and streams its stdout and stderr
 back line by line, then its exit code. When the client goes away (its shell command was killed), the simulation
 is killed too.
@@ -31,7 +31,7 @@ import elasticvit_deploy
 from .benchmark_model import FlagError, parse_flags
 from .paths import locate
 from .processes import Processes, kill_group
-from .sandbox import BENCHMARK_SOCKET
+from .sandbox import BENCHMARK_SOCKET, Userland, tool_command
 
 TOOL = "from elasticvit_deploy.farm.simulator.benchmark_model import cli; cli()"
 MAX_REQUEST_LINES = 256
@@ -41,9 +41,12 @@ MAX_LINE = 4096
 class BenchmarkService:
     """Serves the simulated benchmark_model of one phone on `socket_dir/evd-benchmark`."""
 
-    def __init__(self, sandbox: Path, state_dir: Path, processes: Processes) -> None:
+    def __init__(self, sandbox: Path, state_dir: Path, host_timings: Path, userland: Userland,
+                 processes: Processes) -> None:
         self.sandbox = sandbox
         self.state_dir = state_dir
+        self.host_timings = host_timings
+        self.userland = userland
         self.processes = processes
         # a short path of its own: Unix socket paths are limited to 108 bytes
         self.socket_dir = Path(tempfile.mkdtemp(prefix="evd-sock-"))
@@ -84,15 +87,18 @@ class BenchmarkService:
                 self._run(conn, *request)
 
     def _run(self, conn: socket.socket, cwd: str, cores: str, args: list[str]) -> None:
+        project = Path(elasticvit_deploy.__file__).resolve().parent.parent
         env = {**os.environ, "EVD_SIM_STATE": str(self.state_dir), "EVD_SIM_CORES": cores,
-               "PYTHONPATH": str(Path(elasticvit_deploy.__file__).resolve().parent.parent)}
+               "PYTHONPATH": str(project), "HOME": "/tmp", "TMPDIR": "/tmp"}
         env.pop("EVD_SIM_MODEL", None)
         model_fd = self._open_model(cwd, args)
         if model_fd is not None:
             env["EVD_SIM_MODEL"] = f"/proc/self/fd/{model_fd}"
+        self.host_timings.mkdir(parents=True, exist_ok=True)
+        argv = tool_command(self.userland, [project], [self.state_dir, self.host_timings, self.sandbox / "sys"],
+                            [sys.executable, "-c", TOOL, *args])
         try:
-            proc = subprocess.Popen([sys.executable, "-c", TOOL, *args],
-                                    env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, pass_fds=() if model_fd is None else (model_fd,),
                                     start_new_session=True)
         finally:

@@ -53,7 +53,8 @@ class SimPhone:
                     "host_timing_cache": str(self.host_timings)}
         (self.state_dir / "phone.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         self.thermal.reset()
-        self.benchmark = BenchmarkService(self.sandbox, self.state_dir, self.processes)
+        self.benchmark = BenchmarkService(self.sandbox, self.state_dir, self.host_timings, self.userland,
+                                          self.processes)
         self.benchmark.start()
         self._refresher.start()
 

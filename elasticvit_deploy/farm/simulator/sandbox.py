@@ -9,6 +9,11 @@ command runs as uid/gid 2000 (Android's ``shell``) in new user, PID, network, IP
 no capabilities, so it can read or write no host file outside the phone's tree, run no host program and reach no
 network (the host's loopback included).
 
+The simulated benchmark_model itself runs in a sandbox of its own (`tool_command`): it needs the host's Python and
+LiteRT, so it sees the host's read-only system directories (/usr), Python and the toolkit, and writes only the
+phone's state and sensor files; it has no network, no /etc, /home, /root or /tmp of the host, and gets the model
+as an open file (benchmark_service.py), so even a model crafted against LiteRT's parser meets a confined process.
+
 If bubblewrap, mksh or toybox is missing, or the kernel refuses the namespaces, `find_userland` raises
 SandboxUnavailable with the reason: the simulator never falls back to an unconfined host shell.
 """
@@ -16,9 +21,11 @@ SandboxUnavailable with the reason: the simulator never falls back to an unconfi
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +113,22 @@ def shell_command(userland: Userland, sandbox: Path, socket_dir: Path, command: 
             "--remount-ro", "/", "--chdir", "/", "--clearenv",
             *[a for k, v in env.items() for a in ("--setenv", k, v)],
             "/system/bin/sh", "-c", command]
+
+
+def tool_command(userland: Userland, read_only: list[Path], writable: list[Path], argv: list[str]) -> list[str]:
+    """The argv that runs a host program (the simulated benchmark_model) confined as the module docstring says:
+    `read_only` and `writable` are host directories it may use besides the system ones."""
+    system = []
+    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        if os.path.islink(top):
+            system += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            system += ["--ro-bind", top, top]
+    own = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent, *read_only}
+    binds = [a for d in sorted(own) if not str(d).startswith("/usr/") for a in ("--ro-bind", str(d), str(d))]
+    binds += [a for d in writable for a in ("--bind", str(d), str(d))]
+    return [userland.bwrap, *_namespaces(), "--tmpfs", "/", *system, "--proc", "/proc", "--dev", "/dev",
+            "--tmpfs", "/tmp", *binds, "--remount-ro", "/", "--chdir", "/tmp", "--", *argv]
 
 
 def _namespaces() -> list[str]:
