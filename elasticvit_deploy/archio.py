@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from supernet.arch import Arch, ArchError, parse_arch
 from supernet.sampling import max_arch, min_arch
@@ -12,6 +12,7 @@ from supernet.space import SearchSpace
 from supernet.validation import check_arch
 
 from .errors import UserError
+from .jsontext import JSONTextError, load_json_text
 
 
 def read_text(source: str) -> str:
@@ -28,14 +29,19 @@ def read_text(source: str) -> str:
         raise UserError(f"{source}: cannot read ({e.__class__.__name__}: {e})") from None
 
 
+def user_json(text: str, name: str) -> Any:
+    """JSON the user gave, parsed; bad JSON of any kind (malformed, nested too deeply) is a one-line UserError."""
+    try:
+        return load_json_text(text, name)
+    except JSONTextError as e:
+        raise UserError(str(e)) from None
+
+
 def load_arch(source: str, space: SearchSpace) -> Arch:
     """Parse and validate an arch (canonical object or official 10-element list) from a file or stdin."""
     name = "stdin" if source == "-" else source
     text = read_text(source)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{name}: malformed JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    data = user_json(text, name)
     try:
         return check_arch(parse_arch(data, space), space)
     except ArchError as e:
@@ -50,17 +56,14 @@ def load_archs(source: str, space: SearchSpace) -> list[Arch]:
     name = "stdin" if source == "-" else source
     text = read_text(source)
     try:
-        whole = json.loads(text)
+        whole = load_json_text(text, name)
         items = whole if isinstance(whole, list) and whole and all(isinstance(d, dict) for d in whole) else [whole]
         where = [name] * len(items)
-    except json.JSONDecodeError:
+    except JSONTextError:
         items, where = [], []
         for lineno, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                try:
-                    items.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{name} line {lineno}: malformed JSON ({e.msg})") from None
+                items.append(user_json(line, f"{name} line {lineno}"))
                 where.append(f"{name} line {lineno}")
     if not items:
         raise UserError(f"{name}: no arch found")

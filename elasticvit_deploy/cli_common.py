@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
 
 from supernet.space import SearchSpace, get_space, space_names
 
-from .errors import UserError
+from .errors import UserError, one_line
 
 
 class OneLineErrors(click.Group):
     """A group whose usage errors (unknown option, bad value) print one line, like the commands' own errors."""
 
     def main(self, args: Any = None, prog_name: str | None = None, **kwargs: Any) -> Any:
+        """Run a command; exit with its status. Called in-process with explicit `args` (tests, scripts), the
+        caller gets back the SIGINT/SIGTERM handlers it had: a command may take them over for the rest of its
+        process (export ignores them once it has published)."""
         kwargs.pop("standalone_mode", None)
+        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
         except click.ClickException as e:
-            click.echo(f"error: {e.format_message()}", err=True)
+            click.echo(f"error: {one_line(e.format_message())}", err=True)
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
             click.echo("error: aborted", err=True)
             sys.exit(130)
+        finally:
+            if args is not None and threading.current_thread() is threading.main_thread():
+                for signum, handler in handlers.items():
+                    signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

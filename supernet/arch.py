@@ -15,6 +15,7 @@ window per T layer, qk per T layer, v per T layer]`` where channels/depths list 
 from __future__ import annotations
 
 import json
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -22,6 +23,20 @@ from .space import SearchSpace
 
 
 MISSING = object()
+MAX_LISTED = 5  # violations spelled out in an ArchError's message; the rest are counted
+_BOUNDED = reprlib.Repr()  # a repr bounded in size and depth, however a value nests
+_BOUNDED.maxlevel, _BOUNDED.maxdict, _BOUNDED.maxstring, _BOUNDED.maxother = 3, 4, 40, 40
+
+
+def shorten(value: Any, limit: int = 80) -> str:
+    """`repr(value)` for a message, cut to about `limit` characters (strings and bytes with their full length), so
+    a huge or deeply nested user value cannot flood an error line."""
+    if isinstance(value, (str, bytes)):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}... ({len(value):,} {'chars' if isinstance(value, str) else 'bytes'})"
+    text = _BOUNDED.repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 @dataclass(frozen=True)
@@ -37,7 +52,7 @@ class Violation:
             return self.problem
         if self.value is MISSING:
             return f"{self.field} {self.problem}"
-        return f"{self.field}: {self.value!r} {self.problem}"
+        return f"{self.field}: {shorten(self.value)} {self.problem}"
 
 
 class ArchError(ValueError):
@@ -47,7 +62,10 @@ class ArchError(ValueError):
         if isinstance(violations, str):
             violations = [Violation("", MISSING, violations)]
         self.violations = list(violations)
-        super().__init__("; ".join(str(v) for v in self.violations))
+        listed = [str(v) for v in self.violations[:MAX_LISTED]]
+        if len(self.violations) > MAX_LISTED:
+            listed.append(f"and {len(self.violations) - MAX_LISTED:,} more")
+        super().__init__("; ".join(listed))
 
 
 @dataclass(frozen=True)
@@ -302,7 +320,8 @@ def _parse_stage(sd: Any, path: str, errors: list[Violation]) -> StageConfig | N
 def _unknown_keys(d: dict, allowed: Sequence[str], prefix: str, errors: list[Violation]) -> None:
     for k in d:
         if k not in allowed:
-            errors.append(Violation(f"{prefix}{k}", d[k], f"is an unknown field (allowed: {', '.join(allowed)})"))
+            name = k if len(k) <= 40 else shorten(k, 40)
+            errors.append(Violation(f"{prefix}{name}", d[k], f"is an unknown field (allowed: {', '.join(allowed)})"))
 
 
 def _is_int(x: Any) -> bool:

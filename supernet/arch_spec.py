@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .arch import Arch, ArchError, parse_arch
+from .arch import Arch, ArchError, parse_arch, shorten
 from .sampling import max_arch, min_arch
 from .space import SearchSpace
 from .validation import check_arch
@@ -20,5 +20,7 @@ def resolve_arch(spec: Any, space: SearchSpace) -> Arch:
     try:
         data = json.loads(Path(spec).read_text(encoding="utf-8")) if isinstance(spec, str) else spec
         return check_arch(parse_arch(data, space), space)
+    except RecursionError:
+        raise ValueError(f"{shorten(str(spec))}: JSON nested too deeply") from None
     except (OSError, json.JSONDecodeError, ArchError) as e:
         raise ValueError(str(e)) from None

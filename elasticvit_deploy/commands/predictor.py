@@ -17,6 +17,7 @@ from supernet.sampling import sample_uniform
 from supernet.space import SearchSpace
 from supernet.validation import check_arch
 
+from ..archio import user_json
 from ..cli_common import emit_json, resolve_space, space_option
 from ..errors import CommandFailed, UserError
 from ..export.pipeline import ExportError
@@ -160,11 +161,11 @@ def _model_measurements(path: str, space: SearchSpace) -> tuple[np.ndarray, np.n
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        row = user_json(line, f"{path}:{n}")
         try:
-            row = json.loads(line)
             archs_.append(check_arch(parse_arch(row["arch"], space), space))
             ms.append(float(row["ms"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{path}:{n}: expected {{\"arch\": ..., \"ms\": ...}} of space {space.name} ({e})") \
                 from None
     if not archs_:

@@ -19,7 +19,7 @@ from supernet.training.data import DataError
 from supernet.training.evaluate import SubnetEvaluator, resolve_device
 
 from ..cli_common import emit_json, resolve_space
-from ..errors import CommandFailed, UserError
+from ..errors import CommandFailed, UserError, shorten
 from ..export.pipeline import ExportError
 from ..farm.adb import AdbServer, FarmError, Phone
 from ..farm.measure import MeasureOptions, PhoneTarget
@@ -43,9 +43,9 @@ def _split(value: str, what: str, cast: Any) -> tuple:
     try:
         out = tuple(cast(v) for v in items)
     except ValueError:
-        raise UserError(f"{what}: {value!r} is not a comma list of {cast.__name__} values") from None
+        raise UserError(f"{what}: {shorten(value)} is not a comma list of {cast.__name__} values") from None
     if len(set(out)) != len(out):
-        raise UserError(f"{what}: {value!r} repeats a value")
+        raise UserError(f"{what}: {shorten(value)} repeats a value")
     return out
 
 

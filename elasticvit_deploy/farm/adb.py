@@ -20,6 +20,8 @@ from typing import TypeVar
 import adbutils
 from adbutils.errors import AdbError, AdbTimeout
 
+from ..errors import shorten
+
 DEFAULT_PORT = 5037
 _SERIAL = re.compile(r"[A-Za-z0-9._:@\[\]-]{1,128}")
 _SAFE_DEVICE_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
@@ -37,7 +39,7 @@ class DeviceGone(FarmError):
 
 def check_serial(serial: str) -> str:
     if not _SERIAL.fullmatch(serial):
-        raise FarmError(f"invalid serial {serial!r}: adb serials contain only letters, digits and ._:@[]-")
+        raise FarmError(f"invalid serial {shorten(serial)}: adb serials contain only letters, digits and ._:@[]-")
     return serial
 
 
@@ -62,7 +64,7 @@ class AdbServer:
         socket_env = os.environ.get("ADB_SERVER_SOCKET")
         if socket_env:
             if not socket_env.startswith("tcp:"):
-                raise FarmError(f"ADB_SERVER_SOCKET={socket_env!r}: only tcp:HOST:PORT is supported")
+                raise FarmError(f"ADB_SERVER_SOCKET={shorten(socket_env)}: only tcp:HOST:PORT is supported")
             return cls._parse(socket_env[4:], "ADB_SERVER_SOCKET")
         port_env = os.environ.get("ANDROID_ADB_SERVER_PORT")
         if port_env:
@@ -74,7 +76,7 @@ class AdbServer:
         host, _, port = spec.rpartition(":")
         host = host or "127.0.0.1"
         if not port.isdigit() or not 0 < int(port) < 65536:
-            raise FarmError(f"{source}: expected HOST:PORT or PORT, got {spec!r}")
+            raise FarmError(f"{source}: expected HOST:PORT or PORT, got {shorten(spec)}")
         return cls(host.strip("[]"), int(port), explicit=True)
 
     def __str__(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..export.quiet import native_output_captured
-from ..export.tflite_graph import inspect_graph
+from ..tflite_check import ModelFileCheckError, check_tflite
 from .adb import FarmError, Phone
 from .identity import DeviceIdentity, read_health, read_identity
 from .runner_protocol import (BENCHMARK_PATH, MODELS_DIR, RUNNER_PATH, RoundResult, RunnerOutputError,
@@ -40,13 +40,10 @@ class LocalModel:
     def load(cls, path: str | Path) -> LocalModel:
         """Check a .tflite file locally (exists, parses as a TFLite flatbuffer) before anything is pushed."""
         path = Path(path)
-        if not path.is_file():
-            raise FarmError(f"{path}: no such model file")
-        data = path.read_bytes()
         try:
-            inspect_graph(data)
-        except Exception:  # the flatbuffer reader raises assorted types on garbage
-            raise FarmError(f"{path}: not a readable .tflite model") from None
+            data = check_tflite(path)
+        except ModelFileCheckError as e:
+            raise FarmError(str(e)) from None
         return cls(path, hashlib.sha256(data).hexdigest(), len(data))
 
 
@@ -215,10 +212,13 @@ class HostTarget:
         results = []
         for r in range(rounds):
             t0 = time.perf_counter()
-            with native_output_captured():
-                it = Interpreter(model_path=str(model.path), num_threads=self.settings.threads,
-                                 experimental_op_resolver_type=resolver)
-                it.allocate_tensors()
+            try:
+                with native_output_captured():
+                    it = Interpreter(model_path=str(model.path), num_threads=self.settings.threads,
+                                     experimental_op_resolver_type=resolver)
+                    it.allocate_tensors()
+            except (ValueError, RuntimeError) as e:  # e.g. ops this host's LiteRT lacks (Flex, custom)
+                raise FarmError(f"host: cannot run {model.path.name} ({' '.join(str(e).split())[:200]})") from None
             init_us = int((time.perf_counter() - t0) * 1e6)
             for d in it.get_input_details():
                 it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))

@@ -17,7 +17,8 @@ import tomli_w
 
 from supernet.atomic import atomic_output
 
-from ..paths import user_data_dir
+from ..errors import shorten
+from ..paths import user_data_dir, writable_dir
 from .adb import FarmError, check_serial
 
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,40}")
@@ -39,8 +40,18 @@ def default_registry_path() -> Path:
 
 def check_alias(alias: str) -> str:
     if not _ALIAS.fullmatch(alias) or alias in RESERVED:
-        raise FarmError(f"invalid alias {alias!r}: lower-case letters, digits, '-' and '_' (not {'/'.join(RESERVED)})")
+        raise FarmError(f"invalid alias {shorten(alias)}: lower-case letters, digits, '-' and '_' "
+                        f"(not {'/'.join(RESERVED)})")
     return alias
+
+
+def _kind(value: object) -> str:
+    """What a TOML value is, for a message: `no value`, or its type with the value quoted short."""
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+             dict: "a table"}
+    if value is None:
+        return "no value"
+    return f"{names.get(type(value), type(value).__name__)} {shorten(value, 40)}"
 
 
 class Registry:
@@ -48,37 +59,55 @@ class Registry:
         self.path = path or default_registry_path()
 
     def load(self) -> dict[str, DeviceEntry]:
+        """The registered phones; FarmError naming the file, the key and the problem if it is malformed."""
         if not self.path.exists():
             return {}
         try:
             data = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise FarmError(f"{self.path}: not valid TOML ({e})") from None
-        entries = {}
-        for alias, fields in (data.get("devices") or {}).items():
-            if not isinstance(fields, dict) or not isinstance(fields.get("serial"), str):
-                raise FarmError(f"{self.path}: [devices.{alias}] needs serial = \"...\"")
-            unknown = set(fields) - {"serial", "threads", "cores"}
-            if unknown:
-                raise FarmError(f"{self.path}: [devices.{alias}] has unknown keys {', '.join(sorted(unknown))}")
-            entries[alias] = self._entry(alias, fields)
-        return entries
+        except RecursionError:
+            raise FarmError(f"{self.path}: not valid TOML (nested too deeply)") from None
+        unknown = sorted(set(data) - {"devices"})
+        if unknown:
+            raise FarmError(f"{self.path}: unknown key {shorten(unknown[0], 40)} (the registry holds only "
+                            f"[devices.ALIAS] tables)")
+        devices = data.get("devices", {})
+        if not isinstance(devices, dict):
+            raise FarmError(f"{self.path}: devices must be a table of [devices.ALIAS] entries, got "
+                            f"{_kind(devices)}")
+        return {alias: self._entry(alias, fields) for alias, fields in devices.items()}
 
-    def _entry(self, alias: str, fields: dict) -> DeviceEntry:
-        threads, cores = fields.get("threads"), fields.get("cores")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise FarmError(f"{self.path}: [devices.{alias}] threads must be a positive integer")
+    def _entry(self, alias: str, fields: object) -> DeviceEntry:
+        where = f"{self.path}: [devices.{shorten(alias, 40) if len(alias) > 40 else alias}]"
+        if not isinstance(fields, dict):
+            raise FarmError(f"{where} must be a table with serial = \"...\", got {_kind(fields)}")
+        unknown = sorted(set(fields) - {"serial", "threads", "cores"})
+        if unknown:
+            raise FarmError(f"{where} has unknown keys {', '.join(shorten(k, 40) for k in unknown[:5])} "
+                            f"(known: serial, threads, cores)")
+        serial, threads, cores = fields.get("serial"), fields.get("threads"), fields.get("cores")
+        if not isinstance(serial, str):
+            raise FarmError(f"{where} needs serial = \"...\" (a string), got {_kind(serial)}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise FarmError(f"{where} threads must be a positive integer, got {shorten(threads)}")
         if cores is not None and (not isinstance(cores, str) or not _MASK.fullmatch(cores)):
-            raise FarmError(f"{self.path}: [devices.{alias}] cores must be a hex mask string such as \"70\"")
-        return DeviceEntry(check_alias(alias), check_serial(fields["serial"]), threads, cores)
+            raise FarmError(f"{where} cores must be a hex mask string such as \"70\", got {shorten(cores)}")
+        try:
+            return DeviceEntry(check_alias(alias), check_serial(serial), threads, cores)
+        except FarmError as e:
+            raise FarmError(f"{where}: {e}") from None
 
     def save(self, entries: dict[str, DeviceEntry]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writable_dir(self.path.parent)
         doc = {"devices": {a: {k: v for k, v in asdict(e).items() if k != "alias" and v is not None}
                            for a, e in sorted(entries.items())}}
-        with atomic_output(self.path) as tmp:
-            tmp.write_text("# elasticvit-deploy device registry (edit freely)\n" + tomli_w.dumps(doc),
-                           encoding="utf-8")
+        try:
+            with atomic_output(self.path) as tmp:
+                tmp.write_text("# elasticvit-deploy device registry (edit freely)\n" + tomli_w.dumps(doc),
+                               encoding="utf-8")
+        except OSError as e:
+            raise FarmError(f"{self.path}: cannot write ({e.strerror or e.__class__.__name__})") from None
 
     def add(self, entry: DeviceEntry) -> None:
         entries = self.load()

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import shorten
 from .adb import device_path
 
 DEVICE_DIR = "/data/local/tmp/elasticvit-deploy"
@@ -51,11 +52,11 @@ class RunnerSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (1 if name in ("runs", "threads") else 0):
                 raise ValueError(f"{name} must be an integer >= {1 if name in ('runs', 'threads') else 0}, "
-                                 f"got {value!r}")
+                                 f"got {shorten(value)}")
         if self.cores is not None and self.cores != "auto" and not _HEX_MASK.fullmatch(self.cores):
-            raise ValueError(f"core mask must be hex digits (e.g. f0), got {self.cores!r}")
+            raise ValueError(f"core mask must be hex digits (e.g. f0), got {shorten(self.cores)}")
         if self.delegate not in DELEGATES:
-            raise ValueError(f"delegate must be one of {', '.join(DELEGATES)}, got {self.delegate!r}")
+            raise ValueError(f"delegate must be one of {', '.join(DELEGATES)}, got {shorten(self.delegate)}")
 
     def flags(self) -> dict[str, Any]:
         """What determines the numbers (part of the results-store key)."""

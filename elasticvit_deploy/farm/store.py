@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..paths import user_data_dir
+from ..errors import UserError, shorten
+from ..paths import user_data_dir, writable_dir
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -56,8 +58,74 @@ CREATE TABLE IF NOT EXISTS samples (
 """
 
 
+_MAGIC = b"SQLite format 3\x00"
+
+
+class StoreError(UserError):
+    """The results store is unusable (corrupt, of another schema, not writable): one line naming the file and
+    what to do about it, exit status 2."""
+
+
+class StoreFullError(StoreError):
+    """The disk filled up while writing the store; the write was rolled back. Not bad input: exit status 1."""
+
+    exit_code = 1
+
+
 def default_store_path() -> Path:
     return user_data_dir(create=True) / "results.sqlite"
+
+
+def _sqlite_error(path: Path, e: sqlite3.Error) -> StoreError:
+    code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return StoreError(f"{path}: the results store is corrupt ({e}); move it aside (mv {path} {path}.bad) and "
+                          "measure again")
+    if code == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR and _disk_full(path):
+        return StoreFullError(f"{path}: no space left on the device (the failed write was rolled back, earlier "
+                              "results are intact); free some space and try again")
+    return StoreError(f"{path}: cannot use the results store ({e})")
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the file system holding `path` is (nearly) out of space: SQLite reports a failed shared-memory or
+    WAL allocation as a disk I/O error."""
+    try:
+        return shutil.disk_usage(path.parent).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not an SQLite database, or is shorter than its header says (truncated), before
+    SQLite opens it for writing."""
+    with open(path, "rb") as f:
+        head = f.read(100)
+    if not head:
+        return  # an empty file is an empty database
+    if len(head) < 100 or not head.startswith(_MAGIC):
+        raise StoreError(f"{path}: not an SQLite database, so not a results store; move it aside "
+                         f"(mv {path} {path}.bad) and measure again")
+    page = int.from_bytes(head[16:18], "big")
+    pages = int.from_bytes(head[28:32], "big")
+    wal = path.with_name(path.name + "-wal")  # pages not yet checkpointed live there
+    if head[24:28] == head[92:96] and (page if page != 1 else 65536) * pages > path.stat().st_size \
+            and not (wal.is_file() and wal.stat().st_size):
+        raise StoreError(f"{path}: the results store is truncated (its header promises {pages} pages); move it "
+                         f"aside (mv {path} {path}.bad) and measure again")
+
+
+def _check_schema(path: Path) -> None:
+    """Refuse an SQLite file of another schema without writing to it (read-only connection)."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and not {"meta", "measurements", "rounds", "samples"} <= tables:
+            names = ", ".join(shorten(t, 30) for t in sorted(tables)[:5])
+            raise StoreError(f"{path}: an SQLite database of another schema (tables {names}), not a results store; "
+                             f"move it aside (mv {path} {path}.bad) and measure again")
+    finally:
+        db.close()
 
 
 def measurement_key(model_sha256: str, device_fingerprint: str, runtime_version: str,
@@ -91,26 +159,47 @@ class ResultsStore:
     """One SQLite file; safe to share between threads (one connection per call) and processes (WAL)."""
 
     def __init__(self, path: str | Path | None = None):
+        """Open (or create) the store; StoreError if the file is corrupt, of another schema or not writable,
+        and then the file is left exactly as it was."""
         self.path = Path(path) if path else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writable_dir(self.path.parent)
+        try:
+            if self.path.exists():
+                _check_header(self.path)
+                _check_schema(self.path)
+        except OSError as e:
+            raise StoreError(f"{self.path}: cannot read ({e.strerror or e.__class__.__name__})") from None
+        except sqlite3.Error as e:
+            raise _sqlite_error(self.path, e) from None
         with self._connect() as db:
             db.executescript(_SCHEMA)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: results store schema {row[0]} is not supported "
-                                   f"(this release uses {SCHEMA_VERSION})")
+            elif row[0] != str(SCHEMA_VERSION):
+                raise StoreError(f"{self.path}: results store schema {shorten(row[0])} is not supported "
+                                 f"(this release uses {SCHEMA_VERSION})")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
+        """One connection and one transaction: committed on success, rolled back on any error (a failed commit
+        included); SQLite errors come out as StoreError."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30)
+        except sqlite3.Error as e:
+            raise _sqlite_error(self.path, e) from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA synchronous=NORMAL")
-            with db:  # one transaction: committed on success, rolled back on error
-                yield db
+            yield db
+            db.commit()
+        except BaseException as e:
+            with suppress(sqlite3.Error):
+                db.rollback()
+            if isinstance(e, sqlite3.Error):
+                raise _sqlite_error(self.path, e) from None
+            raise
         finally:
             db.close()
 

@@ -13,6 +13,8 @@ import math
 from dataclasses import fields
 from pathlib import Path
 
+from ..errors import shorten
+from ..jsontext import JSONTextError, load_json_text
 from .blocks import CONVENTIONS, NNMETER_NUM_CLASSES, Block, Convention
 from .tables import TableError, read_table
 
@@ -48,7 +50,7 @@ def parse_lut_key(key: str) -> Block:
                          classes=NNMETER_NUM_CLASSES)
     except (ValueError, IndexError, KeyError):
         pass
-    raise MeasurementsError(f"not an nn-Meter block key: {key!r}")
+    raise MeasurementsError(f"not an nn-Meter block key: {shorten(key)}")
 
 
 def _line(obj: object, where: str, convention: Convention | None) -> tuple[Block, float, Convention]:
@@ -56,13 +58,13 @@ def _line(obj: object, where: str, convention: Convention | None) -> tuple[Block
         raise MeasurementsError(f"{where}: expected an object with 'ms' and 'block' or 'key'")
     ms = obj["ms"]
     if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not math.isfinite(ms) or ms <= 0:
-        raise MeasurementsError(f"{where}: 'ms' must be a positive number, got {ms!r}")
+        raise MeasurementsError(f"{where}: 'ms' must be a positive number, got {shorten(ms)}")
     if "key" in obj:
         return parse_lut_key(str(obj["key"])), float(ms), "nnmeter"
     spec = obj.get("block")
     conv = obj.get("convention", convention or "graph")
     if conv not in CONVENTIONS:
-        raise MeasurementsError(f"{where}: unknown convention {conv!r}")
+        raise MeasurementsError(f"{where}: unknown convention {shorten(conv)}")
     if not isinstance(spec, dict) or set(spec) - _BLOCK_FIELDS or "family" not in spec:
         raise MeasurementsError(f"{where}: 'block' must be an object of Block fields")
     try:
@@ -81,8 +83,8 @@ def read_measurements(path: str | Path) -> tuple[list[Block], list[float], Conve
     except (OSError, UnicodeDecodeError) as e:
         raise MeasurementsError(f"{path}: cannot read ({e.__class__.__name__})") from None
     try:
-        whole = json.loads(text)
-    except json.JSONDecodeError:
+        whole = load_json_text(text, str(path))
+    except JSONTextError:
         whole = None
     if isinstance(whole, dict) and "ms" not in whole:  # a table, not one measurement line
         try:
@@ -96,9 +98,9 @@ def read_measurements(path: str | Path) -> tuple[list[Block], list[float], Conve
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise MeasurementsError(f"{path}:{n}: malformed JSON ({e.msg})") from None
+            obj = load_json_text(line, f"{path}:{n}")
+        except JSONTextError as e:
+            raise MeasurementsError(str(e)) from None
         block, value, conv = _line(obj, f"{path}:{n}", None)
         blocks.append(block)
         ms.append(value)

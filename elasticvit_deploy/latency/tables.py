@@ -9,7 +9,6 @@ checking each file's sha256.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import urllib.error
 import urllib.request
@@ -21,7 +20,9 @@ import numpy as np
 
 from supernet.atomic import atomic_output
 
-from ..paths import user_data_dir
+from ..errors import shorten
+from ..jsontext import JSONTextError, load_json_text
+from ..paths import user_data_dir, writable_dir
 from .blocks import FAMILIES, Block, Convention
 
 NNMETER_COMMIT = "9c31e190e78d6ac558213c68b41575fe545c0533"
@@ -97,10 +98,12 @@ def fetch_tables(devices: Sequence[str] = TABLE_DEVICES, timeout_s: float = 30.0
 
 
 def _install(device: str, data: bytes) -> Path:
-    path = tables_dir() / table_file_name(device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
+    path = writable_dir(tables_dir()) / table_file_name(device)
+    try:
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as e:
+        raise TableError(f"{path}: cannot write the table ({e.strerror or e.__class__.__name__})") from None
     return path
 
 
@@ -108,16 +111,18 @@ def read_table(path: str | Path) -> dict[str, float]:
     """A table's entries, checked: a JSON object of block keys (known families) to positive milliseconds."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = load_json_text(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as e:
         raise TableError(f"{path}: not a readable JSON latency table ({e.__class__.__name__})") from None
+    except JSONTextError as e:
+        raise TableError(f"{e}; not a latency table") from None
     if not isinstance(data, dict) or not data:
         raise TableError(f"{path}: a latency table is a non-empty JSON object of block key -> ms")
     for key, value in data.items():
         if key.split("_", 1)[0] not in FAMILIES:
-            raise TableError(f"{path}: unknown block key {key!r}")
+            raise TableError(f"{path}: unknown block key {shorten(key)}")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-            raise TableError(f"{path}: entry {key!r} is not a positive latency ({value!r})")
+            raise TableError(f"{path}: entry {shorten(key)} is not a positive latency ({shorten(value)})")
     return {k: float(v) for k, v in data.items()}
 
 

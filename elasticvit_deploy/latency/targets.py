@@ -15,6 +15,7 @@ from typing import Literal
 
 from supernet.space import ELASTICVIT, SearchSpace
 
+from ..errors import shorten
 from ..paths import user_data_dir
 from .learned import LearnedPredictor
 from .model import ArchLatencyModel, BlockPredictor
@@ -31,7 +32,7 @@ class TargetError(ValueError):
 
 def check_device_name(name: str) -> str:
     if not _DEVICE.fullmatch(name):
-        raise TargetError(f"device name {name!r}: use letters, digits, '.', '_', ':' and '-' (at most 64)")
+        raise TargetError(f"device name {shorten(name)}: use letters, digits, '.', '_', ':' and '-' (at most 64)")
     return name
 
 

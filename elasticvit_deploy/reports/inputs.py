@@ -13,10 +13,11 @@ latency and budget of a search result for it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..jsontext import JSONTextError, load_json_text
 
 
 class ReportInputError(ValueError):
@@ -133,11 +134,13 @@ def read_results(paths: list[Path]) -> ReportInputs:
     inputs = ReportInputs()
     for path in paths:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = load_json_text(path.read_text(encoding="utf-8"), str(path))
         except FileNotFoundError:
             raise ReportInputError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError) as e:
             raise ReportInputError(f"{path}: not a JSON results file ({e})") from None
+        except JSONTextError as e:
+            raise ReportInputError(f"{path}: not a JSON results file ({str(e).removeprefix(f'{path}: ')})") from None
         try:
             if isinstance(doc, list):
                 inputs.results += _store_export(doc, str(path))
