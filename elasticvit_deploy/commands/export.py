@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +15,12 @@ from supernet.checkpoint import CheckpointError
 
 from ..archio import load_arch
 from ..cli_common import emit_json, resolve_space, space_option
-from ..errors import CommandFailed, UserError
-from ..export import (FORMATS, QUANTIZATIONS, ExportError, InputDataError, default_name, export_subnet,
-                      load_image_samples, load_weights)
+from ..errors import CommandFailed, UserError, shorten
+from ..export import (FORMATS, QUANTIZATIONS, ExportError, InputDataError, default_name, load_image_samples,
+                      load_weights, stage_subnet)
 from ..export.describe import ModelFileError, describe_model
 from ..export.pipeline import DEFAULT_SAMPLES, OutputDirError, check_request
+from ..tflite_check import ModelFileCheckError, check_tflite
 
 
 def parse_quantizations(value: str) -> list[str]:
@@ -49,6 +53,26 @@ def _summary_line(path: Path, manifest: dict[str, Any]) -> str:
         ", XNNPACK not applied"
     return (f"{path}  {manifest['size_bytes'] / 1e6:.2f} MB, {manifest['graph']['op_count']} ops, max abs diff "
             f"{parity['max_abs_diff']:.2e} vs PyTorch{top1}{xnn_text}")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A SIGTERM (a CI job cancelled) stops the export as Ctrl-C does: staged files removed, exit 130. Restored
+    at the end unless the commit point took over."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is signal.default_int_handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _commit_point() -> None:
+    """From here the export is published and the command exits 0: a SIGINT/SIGTERM that arrived before raises
+    KeyboardInterrupt now (``signal.signal`` runs pending handlers first), later ones are ignored for the rest of
+    the process, the interpreter's shutdown included (seconds with torch loaded)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @click.command("export")
@@ -108,14 +132,24 @@ def export_command(arch_file: str, checkpoint: str | None, weights: str, fmt: st
         warnings.append("int8 calibrated on the synthetic input set; pass --data with real images for accuracy")
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
-    try:
-        results = export_subnet(arch, space, Path(out_dir), weights=loaded, name=name, samples=sample_set,
-                                formats=formats, quantizations=quantizations, channels_last=nhwc,
-                                n_samples=samples, allow_flex=allow_flex, progress=_progress(quiet or as_json))
-    except OutputDirError as e:
-        raise UserError(str(e)) from None
-    except ExportError as e:
-        raise CommandFailed(" ".join(str(e).split())) from None
+    with _sigterm_as_interrupt():
+        try:
+            staged = stage_subnet(arch, space, Path(out_dir), weights=loaded, name=name, samples=sample_set,
+                                  formats=formats, quantizations=quantizations, channels_last=nhwc,
+                                  n_samples=samples, allow_flex=allow_flex, progress=_progress(quiet or as_json))
+        except OutputDirError as e:
+            raise UserError(str(e)) from None
+        except ExportError as e:
+            raise CommandFailed(" ".join(str(e).split())) from None
+        try:
+            _commit_point()
+            results = staged.publish()
+        except OSError as e:
+            staged.discard()
+            raise UserError(f"{shorten(str(out_dir))}: cannot publish the export ({e.strerror or e})") from None
+        except BaseException:
+            staged.discard()
+            raise
     if as_json:
         emit_json({"models": [{"path": str(r.path), "manifest_path": str(r.manifest_path), "manifest": r.manifest}
                               for r in results], "warnings": warnings})
@@ -131,8 +165,10 @@ def inspect_command(model_file: str, as_json: bool) -> None:
     """Show what a .tflite/.onnx model says about itself: embedded arch and export settings, op histogram,
     sha256, and whether the manifest beside it matches the file."""
     try:
+        if Path(model_file).suffix.lower() == ".tflite":
+            check_tflite(model_file)
         info = describe_model(model_file)
-    except ModelFileError as e:
+    except (ModelFileError, ModelFileCheckError) as e:
         raise UserError(str(e)) from None
     if as_json:
         emit_json(info)

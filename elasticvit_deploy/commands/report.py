@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from supernet.atomic import OutputDirError
+
 from ..cli_common import emit_json
 from ..errors import UserError
 from ..reports.inputs import ReportInputError, read_results
@@ -41,7 +43,10 @@ def report_command(results: tuple[str, ...], baseline: str | None, budgets: tupl
     if not current.results:
         raise UserError(f"no measured models in {', '.join(results)} (search results count only with --verify, "
                         f"live or hybrid)")
-    summary = build_report(current, base, budget_list, threshold_pct, Path(out_dir))
+    try:
+        summary = build_report(current, base, budget_list, threshold_pct, Path(out_dir))
+    except OutputDirError as e:
+        raise UserError(str(e)) from None
     if as_json:
         emit_json(summary)
     else:

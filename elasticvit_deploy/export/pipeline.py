@@ -4,16 +4,19 @@ This is the one export path: whole subnets (`subnet.export_subnet`) and single b
 builder both go through `export_module`. For each format the module is converted once to fp32; the fp32 graph is
 checked against PyTorch (max abs diff <= 1e-4 on the verification inputs, else the export fails); each requested
 quantization is derived from that verified graph, the ``elasticvit_deploy`` metadata is embedded, and the file is
-written under a temporary name and run from there. Only when every requested file has passed are the files
-renamed to their final names, each with a manifest JSON beside it. On any failure nothing is left in `out_dir`.
+written under a temporary name and run from there, its manifest JSON too. Only when every requested file has
+passed are the files renamed to their final names (`StagedExport.publish`: renames only, nothing left to write). On
+any failure, a full disk or Ctrl-C before publishing nothing is left in `out_dir`; a Ctrl-C during the renames is
+held until they are done, so the set is published whole or not at all.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from supernet.atomic import StagedFile, write_json_atomic
+from supernet.arch import shorten
+from supernet.atomic import OutputDirError, StagedFile, deferred_signals, prepare_out_dir, redeliver
 
 from . import onnx_format, tflite_format
 from .inputs import SampleSet, synthetic_sample_set
@@ -42,23 +46,6 @@ Progress = Callable[[str], None]
 
 class ExportError(RuntimeError):
     """The conversion failed or an exported model did not pass verification; nothing was written."""
-
-
-class OutputDirError(ValueError):
-    """The output directory cannot be created or written."""
-
-
-def prepare_out_dir(out_dir: Path) -> bool:
-    """Create `out_dir` if needed and prove it writable before any work; True if it was created here."""
-    created = not out_dir.exists()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        StagedFile(out_dir / ".write-test").discard()
-    except OSError as e:
-        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise OutputDirError(f"{out_dir}: output directory is not writable ({e.strerror or e})") from None
-    return created
 
 
 @dataclass(frozen=True)
@@ -179,22 +166,19 @@ def _fp32(job: _Job, fmt: str) -> tuple[bytes, float, Parity]:
 
 
 def _candidate(job: _Job, fmt: str, fp32: bytes, convert_s: float, fp32_parity: Parity, quantization: str,
-               final: Path) -> _Candidate:
-    """Quantize, embed metadata, stage the file, run it from disk and draft its manifest."""
+               staged: StagedFile) -> _Candidate:
+    """Quantize, embed metadata, write the `staged` file, run it from disk and draft its manifest."""
     if quantization != "none":
         job.say(f"quantizing {fmt} ({quantization})")
     t0 = time.perf_counter()
     data = _quantize(fmt, fp32, quantization, job.calibration)
     quantize_s = time.perf_counter() - t0
     data = _embed(fmt, data, dict(job.info, format=fmt, quantization=quantization))
-    candidate = _Candidate(fmt, quantization, StagedFile(final), {}, None)
-    try:
-        candidate.staged.path.write_bytes(data)
-        job.say(f"verifying {final.name}")
-        parity, runner = _run(job, fmt, candidate.staged.path, f"{fmt} {quantization}")
-    except BaseException:
-        candidate.staged.discard()
-        raise
+    final = staged.final
+    candidate = _Candidate(fmt, quantization, staged, {}, None)
+    staged.path.write_bytes(data)
+    job.say(f"verifying {final.name}")
+    parity, runner = _run(job, fmt, staged.path, f"{fmt} {quantization}")
     atol = FP32_ATOL if quantization == "none" else None
     candidate.failure = (_parity_failure(fmt, "fp32", fp32_parity, FP32_ATOL)
                          or _parity_failure(fmt, quantization, parity, atol))
@@ -220,31 +204,92 @@ def _candidate(job: _Job, fmt: str, fp32: bytes, convert_s: float, fp32_parity: 
     return candidate
 
 
-def _publish(candidates: list[_Candidate]) -> list[ExportedModel]:
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    published = []
-    for c in candidates:
-        c.manifest["created_utc"] = created
-        path = c.staged.commit()
-        manifest_path = path.with_name(path.name + ".json")
-        write_json_atomic(manifest_path, c.manifest)
-        published.append(ExportedModel(c.fmt, c.quantization, path, manifest_path, c.manifest))
-    return published
+@dataclass
+class StagedExport:
+    """Verified files and their manifests under temporary names in `out_dir`, ready to publish."""
+
+    out_dir: Path
+    created_dir: bool                   # `out_dir` was created for this export (removed again if left empty)
+    candidates: list[_Candidate] = field(default_factory=list)
+    manifests: list[StagedFile] = field(default_factory=list)
+    files: list[StagedFile] = field(default_factory=list)    # every temporary file made, for `discard()`
+
+    def new_file(self, final: Path) -> StagedFile:
+        """A temporary file for `final`, recorded before a Ctrl-C can act (so `discard()` never misses one)."""
+        with deferred_signals() as arrived:
+            self.files.append(StagedFile(final))
+        redeliver(arrived)
+        return self.files[-1]
+
+    def stage_manifests(self) -> None:
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for c in self.candidates:
+            c.manifest["created_utc"] = created
+            staged = self.new_file(c.staged.final.with_name(c.staged.final.name + ".json"))
+            self.manifests.append(staged)
+            staged.path.write_text(json.dumps(c.manifest, indent=2) + "\n", encoding="utf-8")
+        for f in self.files:
+            f.seal()
+
+    def publish(self) -> list[ExportedModel]:
+        """Rename every file into place: the critical section, with SIGINT/SIGTERM held until it is done (and then
+        acted on: the files are published). A signal that arrived before it raises here, before any rename."""
+        try:
+            with deferred_signals() as arrived:
+                if arrived:
+                    raise KeyboardInterrupt
+                published = [ExportedModel(c.fmt, c.quantization, c.staged.commit(), m.commit(), c.manifest)
+                             for c, m in zip(self.candidates, self.manifests)]
+        except BaseException:
+            self.discard()
+            raise
+        redeliver(arrived)
+        return published
+
+    def discard(self) -> None:
+        """Remove whatever is still staged (nothing once published)."""
+        for f in self.files:
+            f.discard()
+        if self.created_dir and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()
 
 
-def export_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: str | Path, name: str, *,
-                  formats: Sequence[str] = ("tflite",), quantizations: Sequence[str] = ("none",),
-                  channels_last: bool = False, metadata: dict[str, Any] | None = None,
-                  samples: SampleSet | None = None, n_samples: int = DEFAULT_SAMPLES, allow_flex: bool = False,
-                  progress: Progress | None = None) -> list[ExportedModel]:
-    """Export `module` (one input of `input_shape`, batch 1; NCHW for images) in every requested format and
-    quantization into `out_dir`, verified, with manifests. `metadata` (JSON-able) is embedded in every file and
-    copied into every manifest. Raises `ExportError` (nothing written), `OutputDirError`, or ValueError for a
-    bad request."""
+def stage_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: str | Path, name: str, *,
+                 formats: Sequence[str] = ("tflite",), quantizations: Sequence[str] = ("none",),
+                 channels_last: bool = False, metadata: dict[str, Any] | None = None,
+                 samples: SampleSet | None = None, n_samples: int = DEFAULT_SAMPLES, allow_flex: bool = False,
+                 progress: Progress | None = None) -> StagedExport:
+    """Everything `export_module` does but the renames: the verified files and manifests, staged in `out_dir`.
+    Raises `ExportError` or `OutputDirError` (a full or read-only disk) with nothing left, or ValueError for a bad
+    request."""
     shape = tuple(int(d) for d in input_shape)
     check_request(name, shape, formats, quantizations, channels_last)
     out_dir = Path(out_dir)
-    created_dir = prepare_out_dir(out_dir)
+    staged = StagedExport(out_dir, not out_dir.exists())
+    try:
+        prepare_out_dir(out_dir)
+        job = _job(module, shape, samples, n_samples, channels_last, metadata, allow_flex, progress)
+        for fmt in dict.fromkeys(formats):
+            fp32, convert_s, fp32_parity = _fp32(job, fmt)
+            for quantization in dict.fromkeys(quantizations):
+                file = staged.new_file(out_dir / output_name(name, fmt, quantization, channels_last))
+                staged.candidates.append(_candidate(job, fmt, fp32, convert_s, fp32_parity, quantization, file))
+        failures = [c.failure for c in staged.candidates if c.failure]
+        if failures:
+            raise ExportError("verification failed, nothing written: " + "; ".join(dict.fromkeys(failures)))
+        staged.stage_manifests()
+    except OSError as e:
+        staged.discard()
+        raise OutputDirError(f"{shorten(str(out_dir))}: cannot write the export ({e.strerror or e}); nothing "
+                             f"written") from None
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def _job(module: torch.nn.Module, shape: tuple[int, ...], samples: SampleSet | None, n_samples: int,
+         channels_last: bool, metadata: dict[str, Any] | None, allow_flex: bool, progress: Progress | None) -> _Job:
     module = module.eval()
     samples = samples or synthetic_sample_set(shape, n_samples)
     with torch.no_grad():
@@ -254,23 +299,15 @@ def export_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: 
     info = dict(metadata or {}, input_layout=layout,
                 input_shape=list(to_layout(np.empty(shape, dtype=np.float32), channels_last).shape),
                 tool=f"elasticvit-deploy {versions['elasticvit-deploy']}")
-    job = _Job(module, samples, reference, [to_layout(x[None], channels_last)[0] for x in samples.calibration],
-               channels_last, layout, info, dict(metadata or {}), versions, allow_flex,
-               progress or (lambda _msg: None))
-    candidates: list[_Candidate] = []
-    try:
-        for fmt in dict.fromkeys(formats):
-            fp32, convert_s, fp32_parity = _fp32(job, fmt)
-            for quantization in dict.fromkeys(quantizations):
-                final = out_dir / output_name(name, fmt, quantization, channels_last)
-                candidates.append(_candidate(job, fmt, fp32, convert_s, fp32_parity, quantization, final))
-        failures = [c.failure for c in candidates if c.failure]
-        if failures:
-            raise ExportError("verification failed, nothing written: " + "; ".join(dict.fromkeys(failures)))
-        return _publish(candidates)
-    except BaseException:
-        for c in candidates:
-            c.staged.discard()
-        if created_dir and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
+    return _Job(module, samples, reference, [to_layout(x[None], channels_last)[0] for x in samples.calibration],
+                channels_last, layout, info, dict(metadata or {}), versions, allow_flex,
+                progress or (lambda _msg: None))
+
+
+def export_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: str | Path, name: str,
+                  **options: Any) -> list[ExportedModel]:
+    """Export `module` (one input of `input_shape`, batch 1; NCHW for images) in every requested format and
+    quantization into `out_dir`, verified, with manifests (`options`: see `stage_module`; `metadata`, JSON-able, is
+    embedded in every file and copied into every manifest). Raises `ExportError` (nothing written),
+    `OutputDirError`, or ValueError for a bad request."""
+    return stage_module(module, input_shape, out_dir, name, **options).publish()

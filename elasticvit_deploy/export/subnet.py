@@ -21,7 +21,7 @@ from supernet.model import ElasticViTSupernet, StaticSubnet, count_parameters
 from supernet.space import SearchSpace
 
 from .inputs import SampleSet
-from .pipeline import ExportedModel, export_module
+from .pipeline import ExportedModel, StagedExport, stage_module
 
 INIT_SEED = 0  # without a checkpoint, the supernet is initialised from this seed: same arch, same model bytes
 
@@ -84,10 +84,16 @@ def subnet_metadata(arch: Arch, space: SearchSpace, subnet: StaticSubnet,
             "init_seed": INIT_SEED if weights is None else None}
 
 
-def export_subnet(arch: Arch, space: SearchSpace, out_dir: str | Path, *, weights: SupernetWeights | None = None,
-                  name: str | None = None, samples: SampleSet | None = None, **options: Any) -> list[ExportedModel]:
-    """Export `arch` (see `pipeline.export_module` for `options`: formats, quantizations, channels_last, ...)."""
+def stage_subnet(arch: Arch, space: SearchSpace, out_dir: str | Path, *, weights: SupernetWeights | None = None,
+                 name: str | None = None, samples: SampleSet | None = None, **options: Any) -> StagedExport:
+    """Stage the verified export of `arch` (see `pipeline.stage_module` for `options`: formats, quantizations,
+    channels_last, ...); `publish()` it."""
     subnet = build_subnet(arch, space, weights)
     shape = (1, space.in_channels, arch.resolution, arch.resolution)
-    return export_module(subnet, shape, out_dir, name or default_name(arch, space),
-                         metadata=subnet_metadata(arch, space, subnet, weights), samples=samples, **options)
+    return stage_module(subnet, shape, out_dir, name or default_name(arch, space),
+                        metadata=subnet_metadata(arch, space, subnet, weights), samples=samples, **options)
+
+
+def export_subnet(arch: Arch, space: SearchSpace, out_dir: str | Path, **options: Any) -> list[ExportedModel]:
+    """Export `arch`, verified (`options` as for `stage_subnet`)."""
+    return stage_subnet(arch, space, out_dir, **options).publish()

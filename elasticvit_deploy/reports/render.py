@@ -1,5 +1,8 @@
 """Report pages per phone: JSON, Markdown (a pull-request comment) and a self-contained HTML page with plots
-(PNG images embedded as data URIs: the page opens anywhere, offline, with no other file)."""
+(PNG images embedded as data URIs: the page opens anywhere, offline, with no other file).
+
+Every user string (model file names, device names and fingerprints, runtimes, search targets) is shown as literal
+text: escaped for Markdown and HTML, and drawn in the plots without mathtext or TeX."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import base64
 import html
 import io
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,6 +25,28 @@ COLOR = {PASS: "#1a7f37", WARN: "#9a6700", FAIL: "#cf222e"}
 
 def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "device"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CODE_SAFE = re.compile(r"[\w.@:/+=,()?-]+(?: [\w.@:/+=,()?-]+)*")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#$@])")
+
+
+def _flat(text: Any) -> str:
+    """`text` on one line: control characters (newlines, tabs, escapes) become single spaces."""
+    return " ".join(_CONTROL.sub(" ", str(text)).split())
+
+
+def md_text(text: Any) -> str:
+    """`text` as literal Markdown inline text (a table cell, a heading): Markdown punctuation backslash-escaped
+    (no emphasis, links, code, math, mentions or table breaks), `&` and `<` as entities (no HTML), on one line."""
+    return _MD_SPECIAL.sub(r"\\\1", _flat(text)).replace("&", "&amp;").replace("<", "&lt;")
+
+
+def md_code(text: Any) -> str:
+    """`text` as a code span when it is plain (names, fingerprints, versions), else as `md_text`."""
+    flat = _flat(text)
+    return f"`{flat}`" if _CODE_SAFE.fullmatch(flat) else md_text(flat)
 
 
 def _fmt(v: float | None, unit: str = " ms") -> str:
@@ -60,18 +87,19 @@ def markdown(rows: Sequence[dict[str, Any]], threshold_pct: float, title: bool =
     counts = {s: sum(r["status"] == s for r in rows) for s in (PASS, WARN, FAIL)}
     lines = []
     if title:
-        lines.append(f"### {head['name']}: {ICON[FAIL] if counts[FAIL] else ICON[WARN] if counts[WARN] else ICON[PASS]}"
-                     f" {counts[PASS]} pass, {counts[WARN]} warn, {counts[FAIL]} fail")
-    lines += ["", f"Device `{head['model'] or '?'}` (fingerprint `{head['fingerprint']}`), runtime "
-              f"{', '.join(f'`{r}`' for r in head['runtimes']) or 'n/a'}; regression threshold {threshold_pct:g}%.",
+        icon = ICON[FAIL] if counts[FAIL] else ICON[WARN] if counts[WARN] else ICON[PASS]
+        lines.append(f"### {md_text(head['name'])}: {icon} {counts[PASS]} pass, {counts[WARN]} warn, "
+                     f"{counts[FAIL]} fail")
+    lines += ["", f"Device {md_code(head['model'] or '?')} (fingerprint {md_code(head['fingerprint'])}), runtime "
+              f"{', '.join(md_code(r) for r in head['runtimes']) or 'n/a'}; regression threshold {threshold_pct:g}%.",
               "", "| model | median | 95% CI | CV | predicted | budget | baseline | verdict |",
               "|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         r = row["result"]
         cv = "n/a" if r.cv is None else f"{r.cv * 100:.1f}%"
-        lines.append(f"| `{r.model}` | {_latency(r)} | {_ci(row)} | {cv} | {_fmt(r.predicted_ms)} | "
+        lines.append(f"| {md_code(r.model)} | {_latency(r)} | {_ci(row)} | {cv} | {_fmt(r.predicted_ms)} | "
                      f"{_fmt(row['budget_ms'])} | {_fmt(row['baseline_ms'])} | {ICON[row['status']]} "
-                     f"{row['status']}: {_reason(row)} |")
+                     f"{row['status']}: {md_text(_reason(row))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -84,33 +112,38 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _pyplot() -> Any:
+@contextmanager
+def _pyplot() -> Iterator[Any]:
+    """pyplot with every string drawn literally: a `$` in a model name is no mathtext formula (which can fail to
+    parse), no TeX; a glyph the font lacks draws as a box without a warning."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        yield plt
 
 
 def latency_plot(rows: Sequence[dict[str, Any]]) -> str:
     """Each model's round means (box) or median with its CI, and its budget (red mark)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.4))
-    for y, row in enumerate(rows):
-        r = row["result"]
-        if len(r.rounds_ms) >= 2:
-            ax.boxplot([r.rounds_ms], positions=[y], orientation="horizontal", widths=0.5, manage_ticks=False)
-        lo, hi = r.ci95_ms or (r.median_ms, r.median_ms)
-        ax.errorbar([r.median_ms], [y], xerr=[[r.median_ms - lo], [hi - r.median_ms]], fmt="o",
-                    color=COLOR[row["status"]], capsize=3)
-        if row["budget_ms"] is not None:
-            ax.plot([row["budget_ms"]], [y], marker="|", markersize=18, color="red")
-    ax.set_yticks(range(len(rows)), [row["result"].model for row in rows], fontsize=8)
-    ax.set_xlabel("latency (ms): rounds (box), median and 95% CI (dot), budget (red)")
-    ax.set_title("latency distribution per model")
-    fig.tight_layout()
-    return _png(fig)
+    with _pyplot() as plt:
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.4))
+        for y, row in enumerate(rows):
+            r = row["result"]
+            if len(r.rounds_ms) >= 2:
+                ax.boxplot([r.rounds_ms], positions=[y], orientation="horizontal", widths=0.5, manage_ticks=False)
+            lo, hi = r.ci95_ms or (r.median_ms, r.median_ms)
+            ax.errorbar([r.median_ms], [y], xerr=[[r.median_ms - lo], [hi - r.median_ms]], fmt="o",
+                        color=COLOR[row["status"]], capsize=3)
+            if row["budget_ms"] is not None:
+                ax.plot([row["budget_ms"]], [y], marker="|", markersize=18, color="red")
+        ax.set_yticks(range(len(rows)), [_flat(row["result"].model) for row in rows], fontsize=8)
+        ax.set_xlabel("latency (ms): rounds (box), median and 95% CI (dot), budget (red)")
+        ax.set_title("latency distribution per model")
+        fig.tight_layout()
+        return _png(fig)
 
 
 def predicted_plot(rows: Sequence[dict[str, Any]]) -> str | None:
@@ -118,31 +151,31 @@ def predicted_plot(rows: Sequence[dict[str, Any]]) -> str | None:
            if row["result"].predicted_ms is not None]
     if not pts:
         return None
-    plt = _pyplot()
     measured, predicted = np.array(pts).T
-    fig, ax = plt.subplots(figsize=(4.8, 4.8))
-    hi = float(max(measured.max(), predicted.max())) * 1.1
-    ax.plot([0, hi], [0, hi], color="black", lw=1)
-    ax.fill_between([0, hi], [0, hi * 0.9], [0, hi * 1.1], color="tab:green", alpha=0.15, label="±10%")
-    ax.scatter(measured, predicted, color="tab:blue")
-    ax.set(xlim=(0, hi), ylim=(0, hi), xlabel="measured median (ms)", ylabel="predicted (ms)",
-           title="predicted vs measured")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    return _png(fig)
+    with _pyplot() as plt:
+        fig, ax = plt.subplots(figsize=(4.8, 4.8))
+        hi = float(max(measured.max(), predicted.max())) * 1.1
+        ax.plot([0, hi], [0, hi], color="black", lw=1)
+        ax.fill_between([0, hi], [0, hi * 0.9], [0, hi * 1.1], color="tab:green", alpha=0.15, label="±10%")
+        ax.scatter(measured, predicted, color="tab:blue")
+        ax.set(xlim=(0, hi), ylim=(0, hi), xlabel="measured median (ms)", ylabel="predicted (ms)",
+               title="predicted vs measured")
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        return _png(fig)
 
 
 def pareto_plot(fronts: dict[str, list[dict[str, Any]]]) -> str | None:
     if not fronts:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for target, front in fronts.items():
-        ax.plot([p["latency_ms"] for p in front], [p["score"] for p in front], marker=".", label=target)
-    ax.set(xlabel="latency (ms, as searched)", ylabel="accuracy or proxy", title="Pareto fronts (search)")
-    ax.legend()
-    fig.tight_layout()
-    return _png(fig)
+    with _pyplot() as plt:
+        fig, ax = plt.subplots(figsize=(6, 4.2))
+        lines = [ax.plot([p["latency_ms"] for p in front], [p["score"] for p in front], marker=".")[0]
+                 for front in fronts.values()]
+        ax.set(xlabel="latency (ms, as searched)", ylabel="accuracy or proxy", title="Pareto fronts (search)")
+        ax.legend(lines, [_flat(t) for t in fronts])  # given explicitly: a label starting with "_" is shown too
+        fig.tight_layout()
+        return _png(fig)
 
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#1f2328}
