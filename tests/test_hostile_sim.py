@@ -97,7 +97,7 @@ def test_push_and_pull_never_follow_links_out_of_the_phone(dev, farm, tmp_path):
             dev.sync.read_bytes(path)
     assert dev.sync.stat(f"/data/local/tmp/out/{secret.name}").mode == 0
     assert [e.path for e in dev.sync.list("/data/local/tmp/out")] == []
-    for path in (f"/data/local/tmp/out/evil", "/data/local/tmp/sysbin/getprop", "/data/local/tmp/../../../tmp/evil",
+    for path in ("/data/local/tmp/out/evil", "/data/local/tmp/sysbin/getprop", "/data/local/tmp/../../../tmp/evil",
                  "/data/local/tmp/leak"):
         try:
             dev.sync.push(b"evil", path)
