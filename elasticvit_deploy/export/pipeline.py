@@ -12,6 +12,7 @@ held until they are done, so the set is published whole or not at all.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import time
@@ -254,6 +255,18 @@ class StagedExport:
             self.out_dir.rmdir()
 
 
+NATIVE_MODULES = ("ai_edge_litert.interpreter", "litert_torch", "onnx", "onnxruntime", "onnxruntime.quantization")
+
+
+def _load_converters() -> None:
+    """Import the converters' and runtimes' native extensions with Ctrl-C held: a KeyboardInterrupt raised while
+    a C++ extension initialises aborts the interpreter (no clean-up, staged files left) instead of unwinding."""
+    with deferred_signals() as arrived:
+        for name in NATIVE_MODULES:
+            importlib.import_module(name)
+    redeliver(arrived)
+
+
 def stage_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: str | Path, name: str, *,
                  formats: Sequence[str] = ("tflite",), quantizations: Sequence[str] = ("none",),
                  channels_last: bool = False, metadata: dict[str, Any] | None = None,
@@ -264,6 +277,7 @@ def stage_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: s
     request."""
     shape = tuple(int(d) for d in input_shape)
     check_request(name, shape, formats, quantizations, channels_last)
+    _load_converters()
     out_dir = Path(out_dir)
     staged = StagedExport(out_dir, not out_dir.exists())
     try:
