@@ -1,4 +1,4 @@
-"""FLOPs exactly as the official ElasticViT `compute_flops` counts them (spec section 3.1), quirks included.
+"""FLOPs exactly as the official ElasticViT `compute_flops` counts them, quirks included.
 
 "FLOPs" are multiply-accumulates, in millions, at the subnet's own input resolution. Reproduced quirks:
 - spatial sides follow the official bookkeeping: CNN stages floor-divide, transformer stages ceil-divide;

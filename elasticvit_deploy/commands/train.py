@@ -1,4 +1,4 @@
-"""`elasticvit-deploy train` (supernet training, spec section 4) and `elasticvit-deploy evaluate` (the subnet
+"""`elasticvit-deploy train` (supernet training with the paper's recipe) and `elasticvit-deploy evaluate` (the subnet
 accuracy oracle, spec 4.7)."""
 
 from __future__ import annotations

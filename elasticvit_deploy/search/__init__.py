@@ -1,1 +1,1 @@
-"""Latency-constrained evolutionary search over a supernet's space (spec section 5), with verification."""
+"""Latency-constrained evolutionary search over a supernet's space (the paper's search, latency-constrained), with verification."""

@@ -1,4 +1,4 @@
-"""Supernet training support: the subnet sampling strategies (spec section 4).
+"""Supernet training support: the paper's subnet sampling strategies.
 
 - `levels`: the adjacent-step walk over complexity levels (4.1);
 - `hss`, `subspace`: hierarchical smallest subnets and the sub-space dominating one (4.1, 4.2);

@@ -1,4 +1,4 @@
-"""Gradient conflict between subnets of the same FLOPs (the paper's Table 4, spec section 6).
+"""Gradient conflict between subnets of the same FLOPs (the paper's Table 4).
 
 For each subnet, on one fixed training batch (BN in training mode, as during training): the loss is the plain label
 cross-entropy (no label smoothing, no teacher: the CE the memory banks rank by), and its gradient is taken with

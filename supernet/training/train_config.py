@@ -28,7 +28,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every option of `elasticvit-deploy train` (spec section 4; defaults are the paper's recipe).
+    """Every option of `elasticvit-deploy train` (defaults are the paper's recipe).
 
     data: "digits", "fashion-mnist" or a directory (ImageFolder, or MNIST idx files). teachers: each
     {"path": supernet checkpoint, "arch": arch JSON file | "max" | "min"} (a bare path: its "max" subnet) or

@@ -1,4 +1,4 @@
-"""The supernet training loop (spec section 4): one `Trainer`, driven step by step or to the end by `fit`.
+"""The supernet training loop (the paper's recipe): one `Trainer`, driven step by step or to the end by `fit`.
 
 A step (spec 4.1, 4.4, 4.5):
 
