@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install everything elasticvit-deploy needs: ./.venv (Python >= 3.11), the pinned dependency set
 # (constraints.txt, torch==2.13.0 CPU-compatible pin), the package itself (editable), the test tools and, as root,
-# the Debian packages dataset-fashion-mnist (training demo data), chromium (the report's rendering test) and
-# bubblewrap, mksh and toybox (the simulated phones' sandboxed Android shell).
+# the Debian packages dataset-fashion-mnist (training demo data), chromium (the report's rendering test),
+# bubblewrap, mksh and toybox (the simulated phones' sandboxed Android shell) and adb (the simulator's peer test).
 # Idempotent: a second run only checks the stamp and returns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,20 +18,22 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # Debian packages: Fashion-MNIST for the training demo (no download at run time), Chromium for the report test,
-# bubblewrap + mksh + toybox for the simulated phones (without them `farm simulate` refuses to start).
+# bubblewrap + mksh + toybox for the simulated phones (without them `farm simulate` refuses to start), Debian's adb
+# client for the test that drives the simulated server with it (skipped without it).
 missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 for tool in bwrap:bubblewrap mksh:mksh toybox:toybox; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
+[ -x /usr/bin/adb ] || missing+=(adb)  # Debian's client, the one the peer test runs
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} (apt)..."
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
-      || echo "warning: could not install ${missing[*]}; the demo falls back to digits, the HTML rendering test is skipped and simulated phones cannot start" >&2
+      || echo "warning: could not install ${missing[*]}; the demo falls back to digits, the HTML rendering test is skipped, simulated phones cannot start and the adb peer test is skipped" >&2
   else
-    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST demo data; headless Chromium for the report test; the simulated phones' sandbox)" >&2
+    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST demo data; headless Chromium for the report test; the simulated phones' sandbox; the adb client for the peer test)" >&2
   fi
 fi
 echo "ready: .venv/bin/elasticvit-deploy"

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from elasticvit_deploy.farm.simulator import PROFILES, PhoneProfile, SimulatedFarm
+from .procs import adb_servers, sleepers, wait_until
 
 TS = 0.01  # time_scale of most tests: simulated seconds pass 100x faster
 DIR = "/data/local/tmp/elasticvit-deploy"
@@ -71,13 +72,6 @@ def read_int(farm: SimulatedFarm, serial: str, rel: str) -> int:
     return int((farm.phone(serial).sandbox / rel).read_text())
 
 
-def wait_until(condition, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def test_profiles_are_realistic_and_frozen():
@@ -121,7 +115,8 @@ def test_device_list_serials_and_states():
             c.device("sim-pixel4-2").shell("true")
         with pytest.raises(adbutils.AdbError, match="device 'nope' not found"):
             c.device("nope").shell("true")
-        assert c.device("sim-pixel4-1").get_state() == "offline"
+        with pytest.raises(adbutils.AdbError, match="device offline"):  # as a real server answers get-state
+            c.device("sim-pixel4-1").get_state()
         farm.phone("sim-pixel4-1").clear_faults()
         c.wait_for("sim-pixel4-1", timeout=5)
         assert c.device("sim-pixel4-1").shell("echo back") == "back"
@@ -152,7 +147,7 @@ def test_push_stat_list_pull_roundtrip(tmp_path):
         sync = device(farm).sync
         assert sync.push(data, "/data/local/tmp/sub/blob.bin", mode=0o644) == len(data)
         info = sync.stat("/data/local/tmp/sub/blob.bin")
-        assert info.size == len(data) and info.mode == 0o100644
+        assert info.size == len(data) and info.mode == 0o100666  # adbd copies the owner's bits to group and other
         assert sync.stat("/data/local/tmp/missing").mode == 0
         assert [f.path for f in sync.list("/data/local/tmp/sub")] == ["blob.bin"]
         assert sync.pull("/data/local/tmp/sub/blob.bin", tmp_path / "blob.bin") == len(data)
@@ -206,18 +201,19 @@ def test_runner_script_on_a_simulated_phone(tiny_tflite):
         dev = device(farm)
         dev.sync.push(RUNNER, f"{DIR}/runner.sh")
         model = install_model(dev, tiny_tflite)
-        r = dev.shell2(f"sh {DIR}/runner.sh --bench {BENCH} --model {model} --warmup 2 --runs 5 --rounds 2 "
-                       "--temp-path /sys/class/thermal/thermal_zone0/temp --temp-scale 1000 --cores f", v2=True)
+        r = dev.shell2(f"sh {DIR}/runner.sh --bench {BENCH} --model {model} --rounds 2 "
+                       "--temp-path /sys/class/thermal/thermal_zone0/temp --temp-scale 1000 --cores f -- "
+                       f"--graph={model} --warmup_runs=2 --num_runs=5 --min_secs=0 --warmup_min_secs=0", v2=True)
         assert r.returncode == 0, r.output
         lines = r.stdout.splitlines()
-        assert lines[:2] == ["EVD version 1", "EVD root 0"] and lines[-1] == "EVD done"
+        assert lines[:2] == ["EVD version 2", "EVD root 0"] and lines[-1] == "EVD done"
         for rnd in (0, 1):
             assert f"EVD end round={rnd} exit=0" in lines
             before = next(x for x in lines if x.startswith(f"EVD before round={rnd} "))
-            assert re.fullmatch(rf"EVD before round={rnd} temp_mc=\d{{5}} freqs_khz=(\d+,){{7}}\d+", before)
+            assert re.fullmatch(rf"EVD before round={rnd} temp_mc=\d{{5}} freqs_khz=(\d:\d+,){{7}}7:\d+", before)
         counts = [x for x in lines if x.startswith("INFO: count=")]
         assert len(counts) == 4 and all(re.match(r"INFO: count=(2|5) ", x) for x in counts)
-        assert lines.count(f"INFO: Graph: [{model}]") == 2 and "INFO: LiteRT version: " in r.stdout
+        assert lines.count(f"INFO: Graph: [{model}]") == 2 and "LiteRT version" not in r.stdout
         assert "Inference timings in us: Init: " in r.stdout
 
 
@@ -228,7 +224,7 @@ def test_benchmark_model_errors_and_speeds(tiny_tflite):
         assert r.returncode == 1 and "ERROR: Could not open '/data/local/tmp/none.tflite'." in r.stderr
         slow.sync.push(b"not a flatbuffer" * 10, "/data/local/tmp/bad.tflite")
         r = slow.shell2(f"{BENCH} --graph=/data/local/tmp/bad.tflite", v2=True)
-        assert r.returncode == 1 and "ERROR: Failed to mmap model /data/local/tmp/bad.tflite" in r.stderr
+        assert r.returncode == 1 and "ERROR: Failed to load model /data/local/tmp/bad.tflite" in r.stderr
         models = [install_model(d, tiny_tflite) for d in (slow, fast)]
         ratio = avg_us(bench(slow, models[0], 30)) / avg_us(bench(fast, models[1], 30))
         assert 4.0 / 1.4 * 0.8 < ratio < 4.0 / 1.4 * 1.25  # the profiles' speed factors
@@ -323,23 +319,11 @@ def test_disconnect_kills_the_command():
         conn.send_command("shell,v2:touch /data/local/tmp/started; exec sleep 31337")
         conn.check_okay()
         started = farm.phone(farm.serials[0]).sandbox / "data/local/tmp/started"
-        assert wait_until(lambda: started.exists() and _sleepers("31337"))
+        assert wait_until(lambda: started.exists() and sleepers("31337"))
         conn.close()
-        assert wait_until(lambda: not _sleepers("31337"))
+        assert wait_until(lambda: not sleepers("31337"))
 
 
-def _sleepers(arg: str) -> list[int]:
-    """Host PIDs of live `sleep ARG` processes."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            words = (proc / "cmdline").read_bytes().split(b"\0")
-            state = (proc / "stat").read_text().split(")")[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if words[:2] == [b"sleep", arg.encode()] and state != "Z":
-            found.append(int(proc.name))
-    return found
 
 
 def test_concurrent_phones_overlap():
@@ -362,24 +346,13 @@ def test_concurrent_phones_overlap():
         assert sorted(results.values()) == sorted(f"{p.model}\n" for p in PROFILES.values())
 
 
-def _adb_servers() -> set[int]:
-    """Pids of running real adb servers (`adb ... fork-server server ...`)."""
-    pids = set()
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if proc.name.isdigit() and argv and argv[0].endswith(b"adb") and b"fork-server" in argv:
-            pids.add(int(proc.name))
-    return pids
 
 
 @pytest.mark.skipif(not os.access(ADB, os.X_OK), reason="adbutils ships no adb binary on this platform")
 def test_real_adb_binary_talks_to_the_farm(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("ADB_SERVER_SOCKET", "ANDROID_ADB_SERVER_PORT")}
     env["HOME"] = str(tmp_path)  # adb keeps its ~/.android there
-    servers_before = _adb_servers()
+    servers_before = adb_servers()
     with SimulatedFarm(["pixel1", "pixel4"], time_scale=TS) as farm:
 
         def adb(*args: str) -> subprocess.CompletedProcess[str]:
@@ -397,4 +370,4 @@ def test_real_adb_binary_talks_to_the_farm(tmp_path):
         assert adb("-s", farm.serials[0], "pull", f"{DIR}/runner.sh", str(tmp_path / "r.sh")).returncode == 0
         assert (tmp_path / "r.sh").read_bytes() == RUNNER.read_bytes()
         assert "device 'nope' not found" in adb("-s", "nope", "shell", "true").stderr
-    assert _adb_servers() <= servers_before  # no real adb server was started
+    assert adb_servers() <= servers_before  # no real adb server was started

@@ -1,24 +1,46 @@
-"""Simulated LiteRT benchmark_model, run on the host for a simulated phone by its benchmark service
-(benchmark_model.cli() with the tool's FLAGS, the model open as EVD_SIM_MODEL).
+"""Simulated benchmark_model, run on the host for a simulated phone by its benchmark service (benchmark_model.cli()
+with the tool's arguments, the model open as EVD_SIM_MODEL).
 
-It takes the real tool's flags, really loads the .tflite with the LiteRT interpreter and times a few invocations
-on the host, then simulates every warm-up and timed run as
-    host latency x speed factor / CPU frequency fraction x lognormal noise
-where the frequency fraction comes from the fastest core of the taskset mask and from thermal throttling. Each run
-sleeps for its simulated duration x time_scale, and the phone heats while the tool is busy (thermal.py). The
-output follows the real tool's format (INFO/WARN lines on stdout, ERROR lines on stderr).
+It imitates one of three real tools, chosen by the phone's quirks (quirks.py), each from its own sources; the
+flags each knows and how it reads them are in tool_flags.py:
 
-A simulator for trying the workflow and for CI: the numbers are plausible, not predictions for any phone.
---num_threads is accepted and echoed, but one thread is simulated. At a small time_scale the tool's own host
-overhead (process start, about 0.05 ms a run) is longer than the scaled runs and counts as busy time, so phones
-heat faster than their printed timings alone would imply.
+``classic`` (default)
+    TF Lite 2.x ``tensorflow/lite/tools/benchmark`` as released with TF 2.18 (LiteRT tag v1.1.0,
+    ``tflite/tools``): its parameter log, ``INFO:``/``WARN:`` on stdout, ``ERROR:`` on stderr,
+    ``tensorflow::Stat`` lines without percentiles (as in the recorded TF 2.18 outputs), ``Inference timings in
+    us: ...`` and the memory footprint lines. Unknown flags: ``WARN: Unconsumed cmdline flags: ...``; a bad value
+    or ``--help``: ``Failed to parse flag ...``/the flag listing on stderr, ``Benchmarking failed.``, exit 1. With
+    the ``op-profiling`` quirk, ``--enable_op_profiling`` defaults to true and the profiler tables follow the
+    timings (tsl ``StatsCalculator`` layout; each run's time is split over the model's ops in proportion to
+    their output sizes).
+``litert2``
+    LiteRT 2.x ``litert/tools/benchmark_litert_model`` (tag v2.2.0): ``--use_xnnpack``/``--use_nnapi`` are
+    unconsumed, so a warning, only the shared loop flags logged, stat lines with ``p5= median= p95=``, then the
+    ``BENCHMARK RESULTS`` block in ms on stderr, tagged ``[benchmark_litert_model.h:LINE]`` with the lines of that
+    release. ``--help`` prints the vendor flag header (this build lists no vendor flags), the flag listing, exit 0.
+``tf1``
+    TF Lite 1.12 ``tensorflow/contrib/lite/tools/benchmark``: flags it does not know are silently ignored (no
+    time limits: exactly the runs asked), no log prefixes, ``Average inference timings in us: Warmup: W, Init: I,
+    no stats: M``; a bad value or ``--help`` prints the listing and exits 0; a model it cannot load aborts
+    (exit 134).
+
+All three run ``(run < min_runs || now < min_finish) && now <= max_finish`` with ``max_finish = start +
+max_secs`` (default 150 s, so fewer runs than asked when exceeded; a run that passes it is finished), and print
+an empty warm-up as the real ``Stat`` does (``count=0``, average 0).
+
+The timings are simulated: the .tflite is really loaded with the LiteRT interpreter and timed on the host, then
+every run takes host latency x speed factor / CPU frequency fraction x lognormal noise, where the frequency
+fraction comes from the fastest core of the taskset mask and from thermal throttling; each run sleeps for its
+simulated duration x time_scale and the phone heats while the tool is busy (thermal.py). GPU, NNAPI and NPU
+delegates are announced as the real tools do but run at CPU speed. --num_threads is accepted and echoed, but one
+thread is simulated. A simulator for trying the workflow and for CI: the numbers are plausible, not predictions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
@@ -26,117 +48,82 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .devicefs import Sensors
 from .profiles import PhoneProfile
 from .thermal import Thermal, freq_fraction
+from .tool_flags import (ALWAYS_LOGGED, CLASSIC_LABELS, CLASSIC_OWN, LITERT2_OWN, LITERT_VENDOR_PREFIXES, LOOP_FLAGS,
+                         LOOP_LABELS, NNAPI_DETAILS, PROVIDER_LABELS, PROVIDERS, TF1_FLAGS, TF1_LABELS, Flag, Parsed,
+                         cpp_double, parse_modern, parse_tf1, shown, usage_modern, usage_tf1)
 
-RUNTIME_VERSION = f"{importlib.metadata.version('ai-edge-litert')}-sim"
 HOST_TIMING_RUNS = 5       # host invocations timed (after one untimed) to estimate the host latency
 FIRST_RUN_FACTOR = 1.3     # the first inference pays for cold caches and lazy initialisation
 SENSOR_REFRESH_S = 0.05    # host seconds between sensor file refreshes while busy
+ABORT_EXIT = 134           # a shell's status for a process killed by SIGABRT (TFLITE_LOG(FATAL))
+# litert/tools/benchmark_litert_model.h at v2.2.0: the line each LITERT_LOG of the results block reports
+_LITERT_TAG = "benchmark_litert_model.h"
+_LITERT_LOAD_TAG = "benchmark_litert_model.cc:271"
+_DEFAULT_SIGNATURE = "<placeholder signature>"  # litert/cc/internal/litert_consts.h kDefaultSignatureKey
 
 
-class FlagError(Exception):
-    """Bad command line: reported like the real tool (ERROR line, exit 1)."""
-
-
-@dataclass
-class Flags:
-    """The subset of benchmark_model's flags the simulation uses, with the real tool's defaults."""
-
-    graph: str = ""
-    num_threads: int = -1
-    warmup_runs: int = 1
-    warmup_min_secs: float = 0.5
-    num_runs: int = 50
-    min_secs: float = 1.0
-    max_secs: float = 150.0
-    use_xnnpack: bool | None = None
-    use_gpu: bool = False
-    use_nnapi: bool = False
-    given: list[str] = field(default_factory=list)    # names of the flags given
-    unknown: list[str] = field(default_factory=list)  # unconsumed flags (the real tool warns and goes on)
-
-
-def _parse_bool(value: str) -> bool:
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise ValueError(value)
-
-
-# flag name -> (parser, label the real tool logs it with), in the order the real tool logs them
-_FLAGS: dict[str, tuple[Callable[[str], object], str]] = {
-    "num_runs": (int, "Min num runs"),
-    "min_secs": (float, "Min runs duration (seconds)"),
-    "max_secs": (float, "Max runs duration (seconds)"),
-    "num_threads": (int, "Num threads"),
-    "warmup_runs": (int, "Min warmup runs"),
-    "warmup_min_secs": (float, "Min warmup runs duration (seconds)"),
-    "graph": (str, "Graph"),
-    "use_xnnpack": (_parse_bool, "Use xnnpack"),
-    "use_gpu": (_parse_bool, "Use gpu"),
-    "use_nnapi": (_parse_bool, "Use NNAPI"),
-}
-
-
-def parse_flags(argv: Sequence[str]) -> Flags:
-    flags = Flags()
-    for arg in argv:
-        name, eq, value = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or not eq or name not in _FLAGS:
-            flags.unknown.append(arg)
-            continue
-        try:
-            setattr(flags, name, _FLAGS[name][0](value))
-        except ValueError:
-            raise FlagError(f"Invalid value for --{name}: '{value}'") from None
-        flags.given.append(name)
-    return flags
-
+# --- statistics ----------------------------------------------------------------------------------------------
 
 @dataclass
-class RunStats:
-    """The real tool's Stat<int64_t>: integer microseconds, population std, avg printed with 6 digits."""
+class Stat:
+    """tensorflow::Stat<int64_t> of integer microseconds: empty average 0 (int64 quiet_NaN), population std."""
 
     times_us: list[int]
 
-    def line(self) -> str:
+    @property
+    def first(self) -> int:
+        return self.times_us[0] if self.times_us else 0
+
+    @property
+    def avg(self) -> float:
+        return sum(self.times_us) / len(self.times_us) if self.times_us else 0.0
+
+    def std(self, legacy: bool = False) -> int:
+        """Population std as int64: tsl's Stat truncates the variance to int64 before the root, TF 1.x's did not."""
+        t = self.times_us
+        if not t or min(t) == max(t):
+            return 0
+        variance = sum(x * x for x in t) / len(t) - self.avg ** 2
+        return int(math.sqrt(max(variance if legacy else int(variance), 0)))
+
+    def line(self, percentiles: bool = False, legacy: bool = False) -> str:
         t = self.times_us
         if not t:
-            return "count=0"
-        if min(t) == max(t):
-            return f"count={len(t)} curr={t[-1]}" + ("(all same)" if len(t) > 1 else "")
-        avg = sum(t) / len(t)
-        std = int(math.sqrt(max(sum(x * x for x in t) / len(t) - avg * avg, 0.0)))
-        return f"count={len(t)} first={t[0]} curr={t[-1]} min={min(t)} max={max(t)} avg={_g(avg)} std={std}"
+            text = "count=0"
+        elif min(t) == max(t):
+            text = f"count={len(t)} curr={t[-1]}" + ("(all same)" if len(t) > 1 else "")
+        else:
+            text = (f"count={len(t)} first={t[0]} curr={t[-1]} min={min(t)} max={max(t)} avg={cpp_double(self.avg)} "
+                    f"std={self.std(legacy)}")
+        if percentiles:  # StatWithPercentiles: nth_element at size * p / 100 (0 when empty)
+            ordered = sorted(t)
+            text += "".join(f" {name}={ordered[len(t) * p // 100] if t else 0}"
+                            for name, p in (("p5", 5), ("median", 50), ("p95", 95)))
+        return text
 
-    def avg(self) -> str:
-        return _g(sum(self.times_us) / len(self.times_us)) if self.times_us else "nan"
 
-
-def _g(x: float) -> str:
-    """A double as C++ streams print it by default."""
-    return f"{x:g}"
-
+# --- the simulated phone -------------------------------------------------------------------------------------
 
 class SimulatedPhone:
     """The phone side of the simulation: speed, noise, thermal state and sleeping in scaled time."""
 
-    def __init__(self, state_dir: Path, cores_mask: int | None) -> None:
-        settings = json.loads((state_dir / "phone.json").read_text(encoding="utf-8"))
-        fields = settings["profile"]
+    def __init__(self, state_dir: Path, settings: dict, cores_mask: int | None) -> None:
+        fields = dict(settings["profile"])
         fields["core_max_freqs_khz"] = tuple(fields["core_max_freqs_khz"])
         self.profile = PhoneProfile(**fields)
         self.time_scale = float(settings["time_scale"])
         self.host_timing_cache = Path(settings["host_timing_cache"])
         self.thermal = Thermal(state_dir / "thermal", self.profile, self.time_scale)
-        self.sensors = Sensors(Path(settings["sandbox"]), self.thermal)
+        self.sensors = Sensors(Path(settings["sandbox"]), self.thermal, frozenset(settings.get("quirks", ())))
         freqs = self.profile.core_max_freqs_khz
         allowed = [f for i, f in enumerate(freqs) if cores_mask is None or cores_mask >> i & 1] or list(freqs)
         self.cluster_fraction = max(allowed) / max(freqs)
@@ -170,22 +157,35 @@ class SimulatedPhone:
         self._refreshed = time.monotonic()
 
 
+@dataclass(frozen=True)
+class Op:
+    """One node of the model as the op profiler names it."""
+
+    type: str
+    outputs: tuple[str, ...]
+    weight: float    # share of a run's time
+
+
 class HostModel:
     """The .tflite loaded in the LiteRT interpreter on the host, with its host timings.
 
     Timings are measured once per model file (and XNNPACK setting) and cached in `cache_dir`, shared by the phones
     of a farm: host noise then does not move a model's simulated latency from one run or phone to the next."""
 
-    def __init__(self, path: str, use_xnnpack: bool | None, cache_dir: Path) -> None:
+    def __init__(self, path: str, use_xnnpack: bool, cache_dir: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if use_xnnpack is False else OpResolverType.AUTO
+        resolver = OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         start = time.perf_counter()
-        self.interpreter = Interpreter(model_path=path, num_threads=1, experimental_op_resolver_type=resolver)
-        self.interpreter.allocate_tensors()
+        with _quiet_stderr():  # the host runtime's own log lines are not the phone's tool's
+            self.interpreter = Interpreter(model_path=path, num_threads=1, experimental_op_resolver_type=resolver)
+            self.interpreter.allocate_tensors()
         init_s = time.perf_counter() - start
+        self.size_bytes = os.path.getsize(path)
+        self.input_bytes = sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
+                               for d in self.interpreter.get_input_details())
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        cache = cache_dir / f"{digest}{'-no-xnnpack' if use_xnnpack is False else ''}.json"
+        cache = cache_dir / f"{digest}{'' if use_xnnpack else '-no-xnnpack'}.json"
         timings = _read_timings(cache)
         if timings is None:
             # one phone measures, the others wait for its figures: phones starting the same model together
@@ -204,8 +204,6 @@ class HostModel:
 
     def _measure(self) -> float:
         """Median host latency of one invocation, on random inputs."""
-        import numpy as np
-
         rng = np.random.default_rng(0)
         for detail in self.interpreter.get_input_details():
             dtype, shape = detail["dtype"], detail["shape"]
@@ -219,6 +217,37 @@ class HostModel:
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
+    def ops(self) -> list[Op]:
+        """The model's nodes in execution order, each weighted by the size of what it outputs."""
+        tensors = {d["index"]: d for d in self.interpreter.get_tensor_details()}
+        nodes = []
+        for op in self.interpreter._get_ops_details():
+            if op["op_name"] == "DELEGATE":  # the host's own XNNPACK node, not one of the model's
+                continue
+            outs = [tensors[i] for i in op["outputs"] if i in tensors]
+            size = sum(max(int(np.prod(t["shape"])), 1) for t in outs) or 1
+            nodes.append((op["op_name"], tuple(t["name"] for t in outs), float(size)))
+        total = sum(size for *_, size in nodes) or 1.0
+        return [Op(kind, outs, size / total) for kind, outs, size in nodes]
+
+    def signature(self) -> str:
+        keys = list(self.interpreter.get_signature_list())
+        return keys[0] if keys else _DEFAULT_SIGNATURE
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
 
 def _read_timings(cache: Path) -> dict[str, float] | None:
     try:
@@ -227,79 +256,366 @@ def _read_timings(cache: Path) -> dict[str, float] | None:
         return None
 
 
-def run_phase(phone: SimulatedPhone, host_s: float, min_runs: int, min_secs: float, max_secs: float,
-              first_factor: float) -> RunStats:
-    """One loop of the real tool: at least min_runs runs and min_secs seconds, stopping after max_secs."""
-    print(f"INFO: Running benchmark for at least {min_runs} iterations and at least {_g(min_secs)} seconds but "
-          f"terminate if exceeding {_g(max_secs)} seconds.")
+class ModelError(Exception):
+    """The model could not be loaded: what kind of failure (missing, invalid, unsupported) and the runtime's text."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def load_model(use_xnnpack: bool, cache_dir: Path) -> HostModel:
+    """The --graph file the benchmark service opened (EVD_SIM_MODEL), in the host interpreter."""
+    path = os.environ.get("EVD_SIM_MODEL")
+    if not path:
+        raise ModelError("missing")
+    try:
+        return HostModel(path, use_xnnpack, cache_dir)
+    except ValueError as e:  # the interpreter could not read the file
+        raise ModelError("invalid", str(e)) from None
+    except RuntimeError as e:  # it read the file but cannot run it (unknown ops, bad shapes, ...)
+        raise ModelError("unsupported", str(e).strip()) from None
+
+
+# --- the benchmark loop --------------------------------------------------------------------------------------
+
+def run_loop(phone: SimulatedPhone, host_s: float, min_runs: int, min_secs: float | None, max_secs: float | None,
+             first_factor: float) -> Stat:
+    """BenchmarkModel::Run: at least min_runs runs and min_secs seconds, no run started after max_secs (both as
+    float32 seconds times 1e6, truncated to microseconds); TF Lite 1.12 (None, None) does exactly min_runs."""
     times: list[int] = []
-    elapsed = 0.0
+    elapsed_us = 0.0
+    min_us = int(np.float32(min_secs) * np.float32(1e6)) if min_secs is not None else None
+    max_us = int(np.float32(max_secs) * np.float32(1e6)) if max_secs is not None else None
     phone.start_clock()
-    while (len(times) < min_runs or elapsed < min_secs) and elapsed <= max_secs:
+    while (len(times) < min_runs or (min_us is not None and elapsed_us < min_us)) and (
+            max_us is None or elapsed_us <= max_us):
         duration = phone.duration_s(host_s) * (first_factor if not times else 1.0)
         phone.spend(duration)
-        elapsed += duration
+        elapsed_us += duration * 1e6
         times.append(max(int(duration * 1e6), 1))
     phone.refresh_sensors()
-    stats = RunStats(times)
-    print(f"INFO: {stats.line()}")
-    return stats
+    return Stat(times)
 
 
-def error(*lines: str) -> int:
-    for line in lines:
-        print(f"ERROR: {line}", file=sys.stderr)
-    return 1
+@dataclass
+class Run:
+    """What one simulated benchmark produced."""
+
+    init_us: int
+    warmup: Stat
+    timed: Stat
 
 
-def main(argv: Sequence[str]) -> int:
-    try:
-        flags = parse_flags(argv)
-    except FlagError as e:
-        return error(str(e), "Benchmarking failed.")
-    print("INFO: STARTING!")
-    print("INFO: Log parameter values verbosely: [0]")
-    for name in (n for n in _FLAGS if n in flags.given):
-        value = getattr(flags, name)
-        shown = int(value) if isinstance(value, bool) else _g(value) if isinstance(value, float) else value
-        print(f"INFO: {_FLAGS[name][1]}: [{shown}]")
-    print(f"INFO: LiteRT version: {RUNTIME_VERSION}")
-    if flags.unknown:
-        print(f"WARN: Unconsumed cmdline flags: {' '.join(flags.unknown)}")
-    for delegate, used in (("GPU", flags.use_gpu), ("NNAPI", flags.use_nnapi)):
-        if used:
-            print(f"WARN: {delegate} delegate is not simulated; running on CPU.")
-    if not flags.graph:
-        return error("Please specify the name of your TF Lite input file with --graph", "Benchmarking failed.")
-    state_dir = os.environ.get("EVD_SIM_STATE")
-    if not state_dir:
-        return error("EVD_SIM_STATE is not set: this benchmark_model only runs on a simulated phone")
-    model_path = os.environ.get("EVD_SIM_MODEL")  # the --graph file, opened inside the phone's tree
-    if not model_path:
-        return error(f"Could not open '{flags.graph}'.", f"Failed to mmap model {flags.graph}", "Benchmarking failed.")
-    cores = os.environ.get("EVD_SIM_CORES")
-    phone = SimulatedPhone(Path(state_dir), int(cores) if cores else None)
-    try:
-        model = HostModel(model_path, flags.use_xnnpack, phone.host_timing_cache)
-    except ValueError:  # the interpreter could not read the file
-        return error("The model is not a valid Flatbuffer buffer", f"Failed to mmap model {flags.graph}",
-                     "Benchmarking failed.")
-    except RuntimeError as e:  # it read the file but cannot run it (unknown ops, bad shapes, ...)
-        return error(str(e).strip(), "Failed to allocate tensors!", "Benchmarking failed.")
-    print(f"INFO: Loaded model {flags.graph}")
-    print(f"INFO: The input model file size (MB): {_g(os.path.getsize(model_path) / 1e6)}")
+def simulate(phone: SimulatedPhone, model: HostModel, warmup: tuple[int, float | None], timed: tuple[int, float | None],
+             max_secs: float | None, announce: Callable[[int, float | None], None],
+             report: Callable[[Stat], None], after_init: Callable[[int], None]) -> Run:
+    """Init, warm-up and timed runs with the phone busy; `announce` and `report` print each loop's lines."""
     with phone.thermal.busy():
         init_s = phone.duration_s(model.init_s)
         phone.start_clock()
         phone.spend(init_s)
-        print(f"INFO: Initialized session in {init_s * 1e3:.3f}ms.")
-        warmup = run_phase(phone, model.latency_s, flags.warmup_runs, flags.warmup_min_secs, flags.max_secs,
-                           FIRST_RUN_FACTOR)
-        timed = run_phase(phone, model.latency_s, flags.num_runs, flags.min_secs, flags.max_secs, 1.0)
-    first = warmup.times_us[0] if warmup.times_us else 0
-    print(f"INFO: Inference timings in us: Init: {int(init_s * 1e6)}, First inference: {first}, "
-          f"Warmup (avg): {warmup.avg()}, Inference (avg): {timed.avg()}")
+        init_us = int(init_s * 1e6)
+        after_init(init_us)
+        stats = []
+        for (runs, min_secs), factor in ((warmup, FIRST_RUN_FACTOR), (timed, 1.0)):
+            announce(runs, min_secs)
+            stat = run_loop(phone, model.latency_s, runs, min_secs, max_secs, factor)
+            report(stat)
+            stats.append(stat)
+    phone.refresh_sensors()  # as the now idle phone shows them (the farm's refresher may not see this run end)
+    return Run(init_us, stats[0], stats[1])
+
+
+# --- output --------------------------------------------------------------------------------------------------
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _block(prefix: str, text: str, stream: Callable[[str], None]) -> None:
+    """One log message that spans lines: only its first line carries the prefix, as the real loggers print."""
+    for i, line in enumerate(text.split("\n")):
+        stream(f"{prefix}{line}" if i == 0 else line)
+
+
+@dataclass
+class Context:
+    """What the tool knows about where it runs."""
+
+    argv0: str
+    quirks: frozenset[str]
+    phone: Callable[[], SimulatedPhone]
+
+
+def _log_params(parsed: Parsed, labels: Sequence[tuple[str, str]], always: frozenset[str] = frozenset()) -> None:
+    verbose = bool(parsed.values.get("verbose"))
+    for name, label in labels:
+        if name in NNAPI_DETAILS and not parsed.values.get("use_nnapi"):
+            continue  # NnapiDelegateProvider::LogParams stops after "Use NNAPI" when it is off
+        if name in parsed.given or name in always or verbose:
+            _out(f"INFO: {label}: [{shown(parsed[name])}]")
+
+
+def _memory_lines(model: HostModel) -> tuple[float, float]:
+    """Simulated footprint in MB (init, overall): the model and its tensors, then its outputs and scratch."""
+    init = model.size_bytes / 2**20 * 1.05 + 1.5
+    return init, init + 2 * model.input_bytes / 2**20 + 0.75
+
+
+def classic_main(argv: Sequence[str], ctx: Context) -> int:
+    flags = (*LOOP_FLAGS, *CLASSIC_OWN, *PROVIDERS)
+    if "op-profiling" in ctx.quirks:
+        flags = tuple(Flag(f.name, f.kind, True, f.usage) if f.name == "enable_op_profiling" else f for f in flags)
+    _out("INFO: STARTING!")
+    parsed = parse_modern(flags, argv)
+    if not parsed.ok or parsed.help:
+        for line in parsed.errors:
+            _err(f"ERROR: {line}")
+        _block("ERROR: ", usage_modern(ctx.argv0, flags), _err)
+        _err("ERROR: Benchmarking failed.")
+        return 1
+    if parsed.unknown:
+        _out(f"WARN: Unconsumed cmdline flags: {' '.join(parsed.unknown)}")
+    graph = str(parsed["graph"])
+    if not graph:
+        _err("ERROR: Please specify the name of your TF Lite input file with --graph")
+        _err("ERROR: Benchmarking failed.")
+        return 1
+    _out(f"INFO: Log parameter values verbosely: [{int(bool(parsed['verbose']))}]")
+    _log_params(parsed, (*LOOP_LABELS, *CLASSIC_LABELS, *PROVIDER_LABELS), ALWAYS_LOGGED)
+    phone = ctx.phone()
+    xnnpack = parsed["use_xnnpack"] or "use_xnnpack" not in parsed.given  # applied by default unless turned off
+    try:
+        model = load_model(bool(xnnpack), phone.host_timing_cache)
+    except ModelError as e:
+        lines = {"missing": [f"Could not open '{graph}'.", f"Failed to load model {graph}"],
+                 "invalid": ["The model is not a valid Flatbuffer buffer", f"Failed to load model {graph}"],
+                 "unsupported": [*e.detail.splitlines(), "Failed to allocate tensors!"]}[e.kind]
+        for line in [*lines, "Benchmarking failed."]:
+            _err(f"ERROR: {line}")
+        return 1
+    _out(f"INFO: Loaded model {graph}")
+    if xnnpack:
+        _err("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+    for name, flag in (("XNNPACK", "use_xnnpack"), ("GPU", "use_gpu"), ("NNAPI", "use_nnapi")):
+        if parsed[flag]:
+            if name == "GPU":
+                _out("INFO: Created TensorFlow Lite delegate for GPU.")
+            _out(f"INFO: {name} delegate created.")
+            _out(f"INFO: Explicitly applied {name} delegate, and the model graph will be completely executed by "
+                 f"the delegate.")
+    _out(f"INFO: The input model file size (MB): {cpp_double(model.size_bytes / 1e6)}")
+    run = simulate(phone, model, (int(parsed["warmup_runs"]), float(parsed["warmup_min_secs"])),
+                   (int(parsed["num_runs"]), float(parsed["min_secs"])), float(parsed["max_secs"]),
+                   announce=lambda runs, secs: _out(
+                       f"INFO: Running benchmark for at least {runs} iterations and at least "
+                       f"{cpp_double(secs or 0)} seconds but terminate if exceeding "
+                       f"{cpp_double(float(parsed['max_secs']))} seconds."),
+                   report=lambda stat: (_out(f"INFO: {stat.line()}"), _out("")),
+                   after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."))
+    _out(f"INFO: Inference timings in us: Init: {run.init_us}, First inference: {run.warmup.first}, "
+         f"Warmup (avg): {cpp_double(run.warmup.avg)}, Inference (avg): {cpp_double(run.timed.avg)}")
+    init_mb, overall_mb = _memory_lines(model)
+    _out("INFO: Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to "
+         "the actual memory footprint of the model at runtime. Take the information at your discretion.")
+    _out(f"INFO: Memory footprint delta from the start of the tool (MB): init={cpp_double(init_mb)} "
+         f"overall={cpp_double(overall_mb)}")
+    if parsed["enable_op_profiling"]:
+        init_rows = [("AllocateTensors", "AllocateTensors/0", [max(run.init_us // 10, 1)])]
+        _block("INFO: ", "Profiling Info for Benchmark Initialization:\n" + _profile_report(init_rows) + "\n", _out)
+        if run.timed.times_us:  # no regular run, no events: the profiler prints nothing for them
+            _block("INFO: ", "Operator-wise Profiling Info for Regular Benchmark Runs:\n"
+                   + _profile_report(_op_rows(model.ops(), run.timed.times_us)) + "\n", _out)
     return 0
+
+
+def _op_rows(ops: Sequence[Op], runs_us: Sequence[int]) -> list[tuple[str, str, list[int]]]:
+    """Each op's time in every run: the run's time split by the ops' weights (whole microseconds)."""
+    return [(op.type, f"[{', '.join(op.outputs)}]:{i}", [int(us * op.weight) for us in runs_us])
+            for i, op in enumerate(ops)]
+
+
+def _field(value: str, width: int) -> str:
+    return f"\t{value:>{width}}"
+
+
+def _profile_report(rows: Sequence[tuple[str, str, list[int]]]) -> str:
+    """tsl StatsCalculator::GetOutputString with the default formatter's options (run order, top 10 by time,
+    summary by node type), then GetShortSummary: one subgraph, no memory measured."""
+    runs = max((len(t) for *_, t in rows), default=0)
+    totals = [sum(t[r] for *_, t in rows if r < len(t)) for r in range(runs)]
+    grand = sum(totals) or 1
+
+    def table(title: str, ordered: Sequence[tuple[str, str, list[int]]]) -> str:
+        lines = [f"============================== {title} ==============================",
+                 _field("[node type]", 40) + _field("[first]", 9) + _field("[avg ms]", 9) + _field("[%]", 8)
+                 + _field("[cdf%]", 8) + _field("[mem KB]", 10) + _field("[times called]", 9) + "\t[Name]"]
+        cumulative = 0
+        for kind, name, t in ordered:
+            cumulative += sum(t)
+            lines.append(_field(kind, 40) + _field(f"{t[0] / 1000:.3f}", 9) + _field(f"{sum(t) / len(t) / 1000:.3f}", 9)
+                         + _field(f"{sum(t) * 100 / grand:.3f}", 7) + "%" + _field(f"{cumulative * 100 / grand:.3f}", 7)
+                         + "%" + _field("0.000", 10) + _field("1", 9) + f"\t{name}")
+        return "\n".join(lines) + "\n\n"
+
+    by_time = sorted(rows, key=lambda r: -sum(r[2]) / len(r[2]))[:10]
+    per_type: dict[str, list[int]] = {}
+    for kind, _, t in rows:
+        count_time = per_type.setdefault(kind, [0, 0])
+        count_time[0] += 1
+        count_time[1] += sum(t) // runs
+    accumulated = sum(v[1] for v in per_type.values()) or 1
+    summary = [f"Number of nodes executed: {len(rows)}",
+               "============================== Summary by node type ==============================",
+               _field("[Node type]", 40) + _field("[count]", 9) + _field("[avg ms]", 10) + _field("[avg %]", 11)
+               + _field("[cdf %]", 11) + _field("[mem KB]", 10) + _field("[times called]", 10)]
+    cdf = 0.0
+    # a max-heap of (time, (type, memory)): the slowest type first, equal times by descending type name
+    for kind, (count, us) in sorted(per_type.items(), key=lambda kv: (kv[1][1], kv[0]), reverse=True):
+        share = float(np.float32(us) / np.float32(accumulated) * np.float32(100))
+        cdf = float(np.float32(cdf + share))
+        summary.append(_field(kind, 40) + _field(str(count), 9) + _field(f"{us / 1000:.3f}", 10)
+                       + _field(f"{share:.3f}", 10) + "%" + _field(f"{cdf:.3f}", 10) + "%" + _field("0.000", 10)
+                       + _field(str(count), 9))
+    return (table("Run Order", rows) + table("Top by Computation Time", by_time) + "\n".join(summary) + "\n\n"
+            + f"Timings (microseconds): {Stat(totals).line()}\nMemory (bytes): count=0\n"
+            + f"{len(rows)} nodes observed\n")
+
+
+def litert2_main(argv: Sequence[str], ctx: Context) -> int:
+    flags = (*LOOP_FLAGS, *LITERT2_OWN)
+    wants_help = any(arg in ("--help", "-h") for arg in argv)
+    if wants_help:  # benchmark_litert_model_main.cc: the vendor flags this build links (none) before STARTING!
+        for line in ("", "  NPU Vendor Flags from LiteRT:", ""):
+            _out(line)
+    _out("INFO: STARTING!")
+    kept = [a for a in argv if a in ("--", "-") or not a.lstrip("-").startswith(LITERT_VENDOR_PREFIXES)]
+    parsed = parse_modern(flags, kept)
+    if not parsed.ok or parsed.help:
+        for line in parsed.errors:
+            _err(f"ERROR: {line}")
+        _block("ERROR: ", usage_modern(ctx.argv0, flags), _err)
+        if wants_help:
+            return 0
+        _err("ERROR: Benchmarking failed.")
+        return 1
+    if parsed.unknown:
+        _out(f"WARN: Unconsumed cmdline flags: {' '.join(parsed.unknown)}")
+    _out(f"INFO: Log parameter values verbosely: [{int(bool(parsed['verbose']))}]")
+    _log_params(parsed, LOOP_LABELS)
+    graph = str(parsed["graph"])
+    _err(f"INFO: [{_LITERT_LOAD_TAG}] Loading model from: {graph}")
+    phone = ctx.phone()
+    try:
+        model = load_model(bool(parsed["use_cpu"]), phone.host_timing_cache)
+    except ModelError:
+        _err("ERROR: Benchmarking failed.")  # release builds log no detail (ErrorStatusBuilder prints in debug)
+        return 1
+    if parsed["use_cpu"] and parsed["require_full_delegation"]:
+        _err("ERROR: [benchmark_litert_model.cc:100] Requesting full delegation and CPU acceleration are "
+             "incompatible.")
+        return ABORT_EXIT
+    _err("INFO: Initialized TensorFlow Lite runtime.")
+    if parsed["use_cpu"]:
+        _err("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+    _out(f"INFO: The input model file size (MB): {cpp_double(model.size_bytes / 1e6)}")
+    max_secs = float(parsed["max_secs"])
+    run = simulate(phone, model, (int(parsed["warmup_runs"]), float(parsed["warmup_min_secs"])),
+                   (int(parsed["num_runs"]), float(parsed["min_secs"])), max_secs,
+                   announce=lambda runs, secs: _out(
+                       f"INFO: Running benchmark for at least {runs} iterations and at least "
+                       f"{cpp_double(secs or 0)} seconds but terminate if exceeding {cpp_double(max_secs)} seconds."),
+                   report=lambda stat: (_out(f"INFO: {stat.line(percentiles=True)}"), _out("")),
+                   after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."))
+    timed, warm = run.timed, run.warmup
+
+    def log(line: int, text: str) -> None:
+        _block(f"INFO: [{_LITERT_TAG}:{line}] ", text, _err)
+
+    log(89, "\n========== BENCHMARK RESULTS ==========")
+    log(92, f"Signature name:       {parsed['signature_to_run_for'] or model.signature()}")
+    log(94, f"Model initialization: {run.init_us / 1000:.2f} ms")
+    log(96, f"Warmup (first):       {warm.first / 1000:.2f} ms")
+    log(98, f"Warmup (avg):         {warm.avg / 1000:.2f} ms ({len(warm.times_us)} runs)")
+    log(100, f"Inference (avg):      {timed.avg / 1000:.2f} ms ({len(timed.times_us)} runs)")
+    if timed.times_us:
+        log(104, f"Inference (min):      {min(timed.times_us) / 1000:.2f} ms")
+        log(106, f"Inference (max):      {max(timed.times_us) / 1000:.2f} ms")
+        log(108, f"Inference (std):      {timed.std() / 1000:.2f}")
+        log(115, f"Throughput:           "
+                 f"{model.input_bytes * len(timed.times_us) * 1e6 / sum(timed.times_us) / 2**20:.2f} MB/s")
+    else:
+        log(110, "No inference runs were performed.")
+        log(118, "No throughput data available (throughput <= 0).")
+    init_mb, overall_mb = _memory_lines(model)
+    log(124, "\nMemory Usage:")
+    log(126, f"Init footprint:       {init_mb:.2f} MB")
+    log(128, f"Overall footprint:    {overall_mb:.2f} MB")
+    log(135, "Peak memory usage not available. (peak_mem_mb <= 0)")
+    log(138, "======================================\n")
+    return 0
+
+
+def tf1_main(argv: Sequence[str], ctx: Context) -> int:
+    _out("STARTING!")
+    parsed = parse_tf1(TF1_FLAGS, argv)
+    if not parsed.ok or parsed.help:
+        _err(usage_tf1(ctx.argv0, TF1_FLAGS))
+        return 0
+    graph = str(parsed["graph"])
+    if not graph:
+        _err("Please specify the name of your TF Lite input file with --graph")
+    for name, label in TF1_LABELS:
+        _out(f"{label}: [{shown(parsed[name])}]")
+    phone = ctx.phone()
+    try:
+        model = load_model(False, phone.host_timing_cache)
+    except ModelError as e:
+        if e.kind == "missing":
+            _err(f"Could not open '{graph}'.")
+        elif e.kind == "unsupported":
+            for line in e.detail.splitlines():
+                _err(line)
+            _err("Failed to construct interpreter")
+            return ABORT_EXIT
+        _err(f"Failed to mmap model {graph}")
+        return ABORT_EXIT
+    _out(f"Loaded model {graph}")
+    _out("resolved reporter")
+    run = simulate(phone, model, (int(parsed["warmup_runs"]), None), (int(parsed["num_runs"]), None), None,
+                   announce=lambda runs, secs: _out(f"Running benchmark for {runs} iterations "),
+                   report=lambda stat: (_out(stat.line(legacy=True)), _out("")),
+                   after_init=lambda us: _out(f"Initialized session in {cpp_double(us / 1e3)}ms"))
+    _out(f"Average inference timings in us: Warmup: {cpp_double(run.warmup.avg)}, Init: {run.init_us}, "
+         f"no stats: {cpp_double(run.timed.avg)}")
+    return 0
+
+
+def family(quirks: frozenset[str]) -> str:
+    """Which tool a phone with these quirks has: classic, litert2 or tf1."""
+    return "litert2" if "litert2-benchmark" in quirks else "tf1" if "tf1-benchmark" in quirks else "classic"
+
+
+_MAINS = {"classic": classic_main, "litert2": litert2_main, "tf1": tf1_main}
+
+
+def main(argv: Sequence[str]) -> int:
+    state_dir = os.environ.get("EVD_SIM_STATE")
+    if not state_dir:
+        _err("ERROR: EVD_SIM_STATE is not set: this benchmark_model only runs on a simulated phone")
+        return 1
+    settings = json.loads((Path(state_dir) / "phone.json").read_text(encoding="utf-8"))
+    quirks = frozenset(settings.get("quirks", ()))
+    cores = os.environ.get("EVD_SIM_CORES")
+    ctx = Context(argv0=os.environ.get("EVD_SIM_ARGV0") or "benchmark_model", quirks=quirks,
+                  phone=lambda: SimulatedPhone(Path(state_dir), settings, int(cores) if cores else None))
+    return _MAINS[family(quirks)](argv, ctx)
 
 
 def cli() -> None:

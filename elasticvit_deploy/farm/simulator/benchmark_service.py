@@ -5,15 +5,20 @@ directory, the taskset core mask and its arguments to this service with toybox `
 back. The service runs the simulation (benchmark_model.py, which needs the host's LiteRT) as a host process
 outside the phone's sandbox, in a confined one of its own (sandbox.tool_command). It hands that process the model as a file descriptor opened inside the phone's tree
 (paths.locate), so a symlink on the phone cannot make it read a host file, and streams its stdout and stderr
-back line by line, then its exit code. When the client goes away (its shell command was killed), the simulation
-is killed too.
+back line by line, then its exit code (128 + N for a process killed by signal N, as a shell reports it). When
+the client goes away (its shell command was killed), the simulation is killed too.
 
-Lines of the exchange: request ``cwd DIR``, ``cores MASK``, ``arg VALUE``..., ``end``; reply ``1 TEXT``
-(stdout), ``2 TEXT`` (stderr), ``x CODE``.
+With an external benchmark binary (SimulatedFarm(benchmark_binary=...)), the service runs that host executable
+instead, confined the same way and with the same arguments, except that its --graph names the open model
+(/proc/self/fd/N); the phone counts as busy (heating) while it runs.
+
+Lines of the exchange: request ``argv0 PATH``, ``cwd DIR``, ``cores MASK``, ``arg VALUE``..., ``end``; reply
+``1 TEXT`` (stdout), ``2 TEXT`` (stderr), ``x CODE``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import select
@@ -28,10 +33,11 @@ from pathlib import Path
 
 import elasticvit_deploy
 
-from .benchmark_model import FlagError, parse_flags
 from .paths import locate
 from .processes import Processes, kill_group
 from .sandbox import BENCHMARK_SOCKET, Userland, tool_command
+from .thermal import Thermal
+from .tool_flags import graph_argument
 
 TOOL = "from elasticvit_deploy.farm.simulator.benchmark_model import cli; cli()"
 MAX_REQUEST_LINES = 256
@@ -42,12 +48,16 @@ class BenchmarkService:
     """Serves the simulated benchmark_model of one phone on `socket_dir/evd-benchmark`."""
 
     def __init__(self, sandbox: Path, state_dir: Path, host_timings: Path, userland: Userland,
-                 processes: Processes) -> None:
+                 processes: Processes, thermal: Thermal, benchmark_binary: Path | None = None) -> None:
         self.sandbox = sandbox
         self.state_dir = state_dir
         self.host_timings = host_timings
         self.userland = userland
         self.processes = processes
+        self.thermal = thermal
+        self.benchmark_binary = benchmark_binary
+        self.completed = 0  # runs on a model that ended by themselves with exit 0 (what the phone finished)
+        self._count_lock = threading.Lock()
         # a short path of its own: Unix socket paths are limited to 108 bytes
         self.socket_dir = Path(tempfile.mkdtemp(prefix="evd-sock-"))
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -86,17 +96,10 @@ class BenchmarkService:
             if request is not None:
                 self._run(conn, *request)
 
-    def _run(self, conn: socket.socket, cwd: str, cores: str, args: list[str]) -> None:
-        project = Path(elasticvit_deploy.__file__).resolve().parent.parent
-        env = {**os.environ, "EVD_SIM_STATE": str(self.state_dir), "EVD_SIM_CORES": cores,
-               "PYTHONPATH": str(project), "HOME": "/tmp", "TMPDIR": "/tmp"}
-        env.pop("EVD_SIM_MODEL", None)
+    def _run(self, conn: socket.socket, argv0: str, cwd: str, cores: str, args: list[str]) -> None:
         model_fd = self._open_model(cwd, args)
-        if model_fd is not None:
-            env["EVD_SIM_MODEL"] = f"/proc/self/fd/{model_fd}"
-        self.host_timings.mkdir(parents=True, exist_ok=True)
-        argv = tool_command(self.userland, [project], [self.state_dir, self.host_timings, self.sandbox / "sys"],
-                            [sys.executable, "-c", TOOL, *args])
+        model = None if model_fd is None else f"/proc/self/fd/{model_fd}"
+        argv, env = self._external(args, model) if self.benchmark_binary else self._builtin(argv0, cores, args, model)
         try:
             proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, pass_fds=() if model_fd is None else (model_fd,),
@@ -104,19 +107,45 @@ class BenchmarkService:
         finally:
             if model_fd is not None:
                 os.close(model_fd)
-        with proc, self.processes.tracking(proc):
+        busy = self.thermal.busy(proc.pid) if self.benchmark_binary else contextlib.nullcontext()
+        with proc, self.processes.tracking(proc), busy:
             if _pump(conn, proc):
-                _send(conn, f"x {proc.wait()}\n")
+                code = proc.wait()
+                if code == 0 and model is not None:
+                    with self._count_lock:
+                        self.completed += 1
+                _send(conn, f"x {128 - code if code < 0 else code}\n")
             else:
                 kill_group(proc)
                 proc.wait()
 
+    def _builtin(self, argv0: str, cores: str, args: list[str], model: str | None) -> tuple[list[str], dict[str, str]]:
+        """The simulated benchmark_model's command line and environment."""
+        project = Path(elasticvit_deploy.__file__).resolve().parent.parent
+        env = {**os.environ, "EVD_SIM_STATE": str(self.state_dir), "EVD_SIM_CORES": cores, "EVD_SIM_ARGV0": argv0,
+               "PYTHONPATH": str(project), "HOME": "/tmp", "TMPDIR": "/tmp"}
+        env.pop("EVD_SIM_MODEL", None)
+        if model is not None:
+            env["EVD_SIM_MODEL"] = model
+        self.host_timings.mkdir(parents=True, exist_ok=True)
+        argv = tool_command(self.userland, [project], [self.state_dir, self.host_timings, self.sandbox / "sys"],
+                            [sys.executable, "-c", TOOL, *args])
+        return argv, env
+
+    def _external(self, args: list[str], model: str | None) -> tuple[list[str], dict[str, str]]:
+        """The external binary's command line (its --graph rewritten to the open model) and a bare environment."""
+        assert self.benchmark_binary is not None
+        at = graph_argument(args)
+        if at is not None and model is not None:
+            args = [*args[:at], f"--graph={model}", *args[at + 1:]]
+        binary = str(self.benchmark_binary)
+        argv = tool_command(self.userland, [self.benchmark_binary], [], [binary, *args])
+        return argv, {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+
     def _open_model(self, cwd: str, args: list[str]) -> int | None:
         """The --graph file, opened read-only inside the phone's tree; None if there is none to open."""
-        try:
-            graph = parse_flags(args).graph
-        except FlagError:
-            return None
+        at = graph_argument(args)
+        graph = args[at].removeprefix("--graph=") if at is not None else ""
         if not graph:
             return None
         try:
@@ -130,9 +159,9 @@ class BenchmarkService:
         return fd
 
 
-def _read_request(conn: socket.socket) -> tuple[str, str, list[str]] | None:
-    """(cwd, cores, args) from the client's lines; None if it hung up before `end`."""
-    cwd, cores, args = "/", "", []
+def _read_request(conn: socket.socket) -> tuple[str, str, str, list[str]] | None:
+    """(argv0, cwd, cores, args) from the client's lines; None if it hung up before `end`."""
+    argv0, cwd, cores, args = "benchmark_model", "/", "", []
     reader = conn.makefile("rb")
     for _ in range(MAX_REQUEST_LINES):
         raw = reader.readline(MAX_LINE + 1)
@@ -142,8 +171,10 @@ def _read_request(conn: socket.socket) -> tuple[str, str, list[str]] | None:
             raise ValueError("benchmark_model request line too long")
         key, _, value = raw[:-1].decode("utf-8", "surrogateescape").partition(" ")
         if key == "end":
-            return cwd, cores, args
-        if key == "cwd":
+            return argv0, cwd, cores, args
+        if key == "argv0":
+            argv0 = value
+        elif key == "cwd":
             cwd = value
         elif key == "cores":
             if value and not value.isdigit():

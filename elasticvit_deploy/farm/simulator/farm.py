@@ -8,21 +8,28 @@ simulated (see benchmark_model.py). Without a working sandbox the farm does not 
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import socketserver
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from .phone import SimPhone
 from .profiles import PROFILES, PhoneProfile
+from .quirks import check_quirks
 from .sandbox import find_userland
-from .protocol import serve
+from .forwards import HostForwards
+from .protocol import ServerState, serve
+from .transports import Transports
 from .wire import Closed, Wire
+
+_SERIAL = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9._:\[\]-]{0,63}")  # no leading dot: .state is the farm's
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -31,7 +38,8 @@ class _Server(socketserver.ThreadingTCPServer):
     block_on_close = False
 
     def __init__(self, port: int, phones: Sequence[SimPhone]) -> None:
-        self.phones = phones
+        forwards = HostForwards()
+        self.state = ServerState(Transports(phones, on_detach=forwards.remove_all), forwards)
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
@@ -45,6 +53,12 @@ class _Server(socketserver.ThreadingTCPServer):
             except OSError:
                 pass
 
+    def server_close(self) -> None:
+        """Close the listening socket, the forward listeners and pending reconnections."""
+        super().server_close()
+        self.state.transports.close()
+        self.state.forwards.remove_all()
+
 
 class _Handler(socketserver.BaseRequestHandler):
     server: _Server
@@ -55,7 +69,7 @@ class _Handler(socketserver.BaseRequestHandler):
         with self.server.lock:
             self.server.connections.add(self.request)
         try:
-            serve(Wire(self.request), self.server.phones)
+            serve(Wire(self.request), self.server.state)
         except (Closed, OSError):
             pass
         finally:
@@ -69,14 +83,26 @@ class SimulatedFarm:
     port=0 picks a free port; root holds the phones' sandboxes (default: a temporary directory removed on stop);
     time_scale multiplies every simulated duration (sleeps, cooling), so tests can run phones faster than real.
     host_timings is the directory of the models' host timings that simulated latencies derive from (default:
-    inside root); farms given the same directory simulate a model at the same speed, which comparisons need."""
+    inside root); farms given the same directory simulate a model at the same speed, which comparisons need.
+    serials names the phones (default sim-<profile>-<n>); a network address ("192.168.1.20:5555") makes a phone
+    reached over TCP, as after `adb connect`.
+    quirks (names from quirks.QUIRKS) are given to every phone, quirks_by_serial adds more to single phones (by
+    serial); benchmark_binary is a host executable the phones run as their benchmark_model instead of the
+    simulated one. ValueError for an unknown quirk or serial, or a benchmark_binary that is not an executable
+    file."""
 
     def __init__(self, profiles: Sequence[str | PhoneProfile], port: int = 0, root: str | Path | None = None,
-                 time_scale: float = 1.0, host_timings: str | Path | None = None) -> None:
+                 time_scale: float = 1.0, host_timings: str | Path | None = None,
+                 serials: Sequence[str] | None = None, quirks: Iterable[str] = (),
+                 benchmark_binary: str | Path | None = None,
+                 quirks_by_serial: Mapping[str, Iterable[str]] | None = None) -> None:
         self._host_timings = Path(host_timings) if host_timings is not None else None
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self._profiles = [_profile(p) for p in profiles]
+        self._serials = _check_serials(serials, len(self._profiles)) if serials is not None else None
+        self._quirks = _phone_quirks(self._serials or _default_serials(self._profiles), quirks, quirks_by_serial)
+        self._benchmark_binary = _executable(benchmark_binary) if benchmark_binary is not None else None
         self._port = port
         self._root = Path(root) if root is not None else None
         self.time_scale = time_scale
@@ -97,10 +123,12 @@ class SimulatedFarm:
         try:
             for transport_id, profile in enumerate(self._profiles, start=1):
                 counts[profile.name] += 1
-                serial = f"sim-{profile.name}-{counts[profile.name]}"
+                default = f"sim-{profile.name}-{counts[profile.name]}"
+                serial = self._serials[transport_id - 1] if self._serials else default
                 state_dir = root / ".state" / serial
                 phone = SimPhone(serial, profile, transport_id, root / serial, state_dir, self.time_scale,
-                                 userland, self._host_timings)
+                                 userland, self._host_timings, self._quirks[transport_id - 1],
+                                 self._benchmark_binary)
                 self._phones.append(phone)
                 phone.start()
             self._server = _Server(self._port, self._phones)
@@ -152,6 +180,63 @@ class SimulatedFarm:
             if p.serial == serial:
                 return p
         raise KeyError(f"no simulated phone {serial!r}; the farm has {', '.join(self.serials) or 'none'}")
+
+    def unplug(self, serial: str) -> None:
+        """Pull the phone's cable (a network phone: take it off the network): it vanishes from `adb devices`, its
+        connections are hung up (its running commands get SIGHUP) and its forwards dropped, until plug()."""
+        self._transports().unplug(self.phone(serial).serial)
+
+    def plug(self, serial: str) -> None:
+        """Plug the phone back in: it is listed again, under a new transport id (as a re-enumerated device)."""
+        self._transports().plug(self.phone(serial).serial)
+
+    def _transports(self) -> Transports:
+        if self._server is None:
+            raise RuntimeError("the farm is not running")
+        return self._server.state.transports
+
+
+def _check_serials(serials: Sequence[str], count: int) -> list[str]:
+    """Serials given to a farm: one per phone, distinct, and usable as adb serials and directory names."""
+    names = list(serials)
+    if len(names) != count:
+        raise ValueError(f"{len(names)} serials for {count} phones")
+    for name in names:
+        if not _SERIAL.fullmatch(name):
+            raise ValueError(f"bad serial {name[:40]!r}: use letters, digits and . _ - : [ ] (at most 64), "
+                             "starting with a letter, digit or [")
+    if len(set(names)) != len(names):
+        raise ValueError("serials must differ")
+    return names
+
+
+def _default_serials(profiles: Sequence[PhoneProfile]) -> list[str]:
+    """sim-<profile>-<n>, n counting the phones of each profile."""
+    counts: Counter[str] = Counter()
+    serials = []
+    for profile in profiles:
+        counts[profile.name] += 1
+        serials.append(f"sim-{profile.name}-{counts[profile.name]}")
+    return serials
+
+
+def _phone_quirks(serials: Sequence[str], common: Iterable[str],
+                  by_serial: Mapping[str, Iterable[str]] | None) -> list[frozenset[str]]:
+    """Each phone's quirks: the common ones and its own (checked: known names, known serials)."""
+    shared = check_quirks(common)
+    extra = dict(by_serial or {})
+    unknown = sorted(set(extra) - set(serials))
+    if unknown:
+        raise ValueError(f"quirks_by_serial: no simulated phone {unknown[0][:80]!r}; the farm has "
+                         f"{', '.join(serials)}")
+    return [check_quirks(shared | check_quirks(extra.get(serial, ()))) for serial in serials]
+
+
+def _executable(path: str | Path) -> Path:
+    resolved = Path(path).resolve()
+    if not resolved.is_file() or not os.access(resolved, os.X_OK):
+        raise ValueError(f"benchmark_binary {str(path)[:80]!r} is not an executable file")
+    return resolved
 
 
 def _profile(profile: str | PhoneProfile) -> PhoneProfile:

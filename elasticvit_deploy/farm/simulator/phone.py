@@ -1,5 +1,5 @@
-"""One simulated phone: identity, file tree, thermal model with its sensor refresher, injectable faults, and the
-service its sandboxed benchmark_model talks to."""
+"""One simulated phone: identity, file tree, quirks, thermal model with its sensor refresher, injectable faults,
+and the service its sandboxed benchmark_model talks to."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from . import devicefs
 from .benchmark_service import BenchmarkService
 from .processes import Processes
 from .profiles import PhoneProfile
+from .quirks import check_quirks
 from .sandbox import Userland
 from .thermal import Thermal
 
@@ -22,11 +23,16 @@ SENSOR_REFRESH_S = 0.1  # host seconds between sensor file refreshes
 class SimPhone:
     """A phone of the farm. Its file system is the directory `sandbox` (its shell commands run confined to it, see
     sandbox.py); its private state (thermal model, settings for the simulated benchmark_model) lives in
-    `state_dir`, outside the sandbox."""
+    `state_dir`, outside the sandbox. `quirks` (names from quirks.QUIRKS) change what the phone shows;
+    `benchmark_binary` is a host executable run as its benchmark_model instead of the simulated one."""
 
     def __init__(self, serial: str, profile: PhoneProfile, transport_id: int, sandbox: Path, state_dir: Path,
-                 time_scale: float, userland: Userland, host_timings: Path | None = None) -> None:
+                 time_scale: float, userland: Userland, host_timings: Path | None = None,
+                 quirks: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
+                 benchmark_binary: Path | None = None) -> None:
         self.serial = serial
+        self.quirks: frozenset[str] = check_quirks(quirks)
+        self.benchmark_binary = benchmark_binary
         self.userland = userland
         self.host_timings = host_timings or state_dir.parent / "host-timings"
         self.profile = profile
@@ -46,15 +52,15 @@ class SimPhone:
     def start(self) -> None:
         """Create the sandbox and state, then keep the sensor files current in a background thread."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        devicefs.build(self.sandbox, self.profile, self.serial, self.userland)
+        devicefs.build(self.sandbox, self.profile, self.serial, self.userland, self.quirks)
         settings = {"serial": self.serial, "sandbox": str(self.sandbox), "time_scale": self.time_scale,
-                    "profile": asdict(self.profile),
+                    "profile": asdict(self.profile), "quirks": sorted(self.quirks),
                     # shared by the phones of a farm (and by farms given the same directory)
                     "host_timing_cache": str(self.host_timings)}
         (self.state_dir / "phone.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         self.thermal.reset()
         self.benchmark = BenchmarkService(self.sandbox, self.state_dir, self.host_timings, self.userland,
-                                          self.processes)
+                                          self.processes, self.thermal, self.benchmark_binary)
         self.benchmark.start()
         self._refresher.start()
 
@@ -68,7 +74,7 @@ class SimPhone:
         self.processes.kill_all()
 
     def _refresh_sensors(self) -> None:
-        sensors = devicefs.Sensors(self.sandbox, self.thermal)
+        sensors = devicefs.Sensors(self.sandbox, self.thermal, self.quirks)
         while not self._stopped.is_set():
             sensors.refresh()
             self._stopped.wait(SENSOR_REFRESH_S)
@@ -108,6 +114,11 @@ class SimPhone:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def clear_fault(self, kind: str) -> None:
+        """Clear one kind of fault (a replug clears `offline`, not `unauthorized`)."""
+        with self._lock:
+            self._faults.pop(kind, None)
 
     def take_fault(self, kind: str) -> bool:
         """Whether the fault hits this occurrence (counting it down)."""

@@ -2,6 +2,10 @@
 
 The properties are copied from real devices; the model knobs (speed factor, heating, throttling) are plausible
 round numbers, not measurements. They only make simulated timings differ between phones in realistic directions.
+The idle frequency (what scaling_cur_freq shows for an idle core under the idle-freq-drop quirk) is the lowest
+cpufreq step: 307200 kHz on every core of a real Pixel (pytorch/cpuinfo test/mock/pixel.h, cpuinfo_min_freq), and
+300000 kHz, the lowest step of the Qualcomm silver clusters of that era (e.g. an SDM850's cpu0-3
+cpuinfo_min_freq in a cpufreq dump on linux-pm, 2021-11-05), as a plausible value for the others.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class PhoneProfile:
     battery_level: int                  # percent
     free_storage_mb: int                # free space on /data
     abi: str = "arm64-v8a"
+    idle_freq_khz: int = 300000         # scaling_cur_freq of an idle core (idle-freq-drop quirk)
 
     @property
     def num_cores(self) -> int:
@@ -75,7 +80,7 @@ PROFILES: dict[str, PhoneProfile] = {p.name: p for p in (
         fingerprint="google/sailfish/sailfish:9/PQ3A.190801.002/5670241:user/release-keys",
         core_max_freqs_khz=(1593600, 1593600, 2150400, 2150400), speed_factor=4.0, noise_cv=0.02,
         ambient_mc=30000, heat_mc_per_busy_s=3000, cooling_tau_s=10, throttle_threshold_mc=42000,
-        throttle_factor=0.55, battery_level=85, free_storage_mb=9200),
+        throttle_factor=0.55, battery_level=85, free_storage_mb=9200, idle_freq_khz=307200),
     PhoneProfile(
         name="pixel4", model="Pixel 4", manufacturer="Google", brand="google", device="flame", product="flame",
         platform="msmnile", soc_manufacturer="QTI", soc="SM8150", sdk=30, release="11", build_id="RQ3A.211001.001",

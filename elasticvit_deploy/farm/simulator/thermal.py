@@ -6,6 +6,9 @@ with n_busy the number of simulated benchmark_model processes running on the pho
 (in the farm's process) and every simulated benchmark_model (a child process) update the file under an exclusive
 flock, integrating exactly over the time since the last update. Time is simulated time: host seconds divided by
 the farm's time_scale. Busy processes register their pid; pids of processes that died are dropped.
+
+A process killed while rewriting the file leaves it empty or cut short: the next update finds no valid state,
+takes the phone as idle at ambient temperature and rewrites the file, so the phone keeps working.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import fcntl
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,7 +43,7 @@ class Thermal:
 
     def reset(self) -> None:
         """Start idle, at ambient temperature."""
-        self.path.write_text(f"{self.profile.ambient_mc!r} {time.monotonic()!r} -", encoding="ascii")
+        self.path.write_text(f"{float(self.profile.ambient_mc)!r} {time.monotonic()!r} -", encoding="ascii")
 
     def current(self) -> float:
         """Temperature now, in millidegrees."""
@@ -50,32 +53,64 @@ class Thermal:
         """Force the temperature (tests pre-heat phones this way)."""
         self._update(temp_mc=float(temp_mc))
 
+    def sample(self) -> tuple[float, int]:
+        """(temperature now in millidegrees, how many processes are busy on the phone), read together."""
+        count = 0
+
+        def counted(busy: set[int]) -> None:
+            nonlocal count
+            count = len(busy)
+
+        return self._update(observe=counted), count
+
     @contextmanager
-    def busy(self) -> Iterator[None]:
-        """Count the calling process as busy (heating the phone) for the duration of the block."""
-        self._update(add=os.getpid())
+    def busy(self, pid: int | None = None) -> Iterator[None]:
+        """Count a process (default: the calling one) as busy, heating the phone, for the duration of the block."""
+        pid = os.getpid() if pid is None else pid
+        self._update(add=pid)
         try:
             yield
         finally:
-            self._update(remove=os.getpid())
+            self._update(remove=pid)
 
-    def _update(self, temp_mc: float | None = None, add: int | None = None, remove: int | None = None) -> float:
+    def _update(self, temp_mc: float | None = None, add: int | None = None, remove: int | None = None,
+                observe: Callable[[set[int]], None] | None = None) -> float:
         p = self.profile
-        with open(self.path, "r+", encoding="ascii") as f:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        with open(fd, "r+", encoding="ascii", errors="replace") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            temp_text, stamp_text, pids_text = f.read().split()
-            busy = {int(pid) for pid in pids_text.split(",")} if pids_text != "-" else set()
             now = time.monotonic()
-            elapsed = max(now - float(stamp_text), 0.0) / self.time_scale
+            state = _parse_state(f.read())
+            if state is None:  # empty or cut short by a killed writer: idle at ambient, from now
+                state = (float(p.ambient_mc), now, set())
+            last_temp, stamp, busy = state
+            elapsed = max(now - stamp, 0.0) / self.time_scale
             steady = p.ambient_mc + len(busy) * p.heat_mc_per_busy_s * p.cooling_tau_s
-            temp = steady + (float(temp_text) - steady) * math.exp(-elapsed / p.cooling_tau_s)
+            temp = steady + (last_temp - steady) * math.exp(-elapsed / p.cooling_tau_s)
             if temp_mc is not None:
                 temp = temp_mc
             busy = {pid for pid in busy if pid != remove and _alive(pid)} | ({add} if add is not None else set())
+            if observe is not None:
+                observe(busy)
             f.seek(0)
             f.truncate()
             f.write(f"{temp!r} {now!r} {','.join(map(str, sorted(busy))) or '-'}")
         return temp
+
+
+def _parse_state(text: str) -> tuple[float, float, set[int]] | None:
+    """(temperature, stamp, busy pids) from the file's text; None if it is not a complete, valid state."""
+    parts = text.split()
+    if len(parts) != 3:
+        return None
+    try:
+        temp, stamp = float(parts[0]), float(parts[1])
+        busy = {int(pid) for pid in parts[2].split(",")} if parts[2] != "-" else set()
+    except ValueError:
+        return None
+    if not (math.isfinite(temp) and math.isfinite(stamp)) or any(pid <= 0 for pid in busy):
+        return None
+    return temp, stamp, busy
 
 
 def _alive(pid: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 
@@ -45,6 +46,16 @@ class Wire:
 
     def fail(self, message: str) -> None:
         self.send(b"FAIL" + hex_block(message))
+
+    def send_string(self, text: str) -> None:
+        """A length-prefixed string on its own (what a service writes after its OKAY)."""
+        self.send(hex_block(text))
+
+    def client_stirred(self, timeout: float) -> bool:
+        """Whether the client sent something or hung up within `timeout` seconds (a waiting service then ends,
+        as the real server's wait and tracker services do)."""
+        readable, _, _ = select.select([self.sock], [], [], timeout)
+        return bool(readable)
 
     def recv_u32(self) -> int:
         return int(struct.unpack("<I", self.recv_exact(4))[0])
