@@ -12,7 +12,7 @@ from elasticvit_deploy.farm.adb import AdbServer, FarmError, check_serial, devic
 from elasticvit_deploy.farm.measure import HostTarget, LocalModel, MeasureOptions, measure_model
 from elasticvit_deploy.farm.registry import DeviceEntry, Registry
 from elasticvit_deploy.farm.runner_protocol import (RunnerOutputError, RunnerSettings, parse_runner_output,
-                                                    runner_argv)
+                                                    round_problem, runner_argv)
 from elasticvit_deploy.farm.stats import is_stable, median_ci, summarize
 from elasticvit_deploy.farm.store import ResultsStore, measurement_key
 
@@ -31,17 +31,18 @@ def test_summary_and_median_ci():
         summarize([])
 
 
-RUNNER_OK = """EVD version 1
+RUNNER_OK = """EVD version 2
 EVD root 0
-EVD cool round=0 waited_s=2 temp_mc=39000 reached=1
-EVD before round=0 temp_mc=39000 freqs_khz=1000,2000
+EVD cool round=0 waited_s=2 temp_mc=39000 state=cooled sensor=zone
+EVD before round=0 temp_mc=39000 freqs_khz=0:1000,1:2000
 EVD begin round=0
-INFO: LiteRT version: 2.3.0-sim
+INFO: STARTING!
+INFO: Min num runs: [50]
 INFO: count=10 first=2345 curr=2101 min=2050 max=2345 avg=2120.5 std=80
 INFO: count=50 first=2100 curr=2090 min=2010 max=2210 avg=2101.2 std=41
 INFO: Inference timings in us: Init: 12345, First inference: 2345, Warmup (avg): 2120.5, Inference (avg): 2101.2
 EVD end round=0 exit=0
-EVD after round=0 temp_mc=41000 freqs_khz=1000,1500
+EVD after round=0 temp_mc=41000 freqs_khz=0:1000,2:1500
 EVD done
 """
 
@@ -50,32 +51,44 @@ def test_runner_output_parsing():
     out = parse_runner_output(RUNNER_OK)
     (r,) = out.rounds
     assert r.count == 50 and r.avg_us == pytest.approx(2101.2) and r.init_us == 12345 and r.latency_ms == 2.1012
-    assert r.cool == {"waited_s": 2, "temp_mc": 39000, "reached": 1} and r.after["freqs_khz"] == [1000, 1500]
-    assert out.runtime_version == "2.3.0-sim" and out.root is False
+    assert r.cool == {"waited_s": 2, "temp_mc": 39000, "state": "cooled", "sensor": "zone"}
+    assert r.before["freqs_khz"] == [1000, 2000] and r.after["freqs_khz"] == [1000, 0, 1500]  # by cpu number
+    assert out.family == "classic" and out.root is False and round_problem(r) is None
     for broken, code in [(RUNNER_OK.replace("EVD done\n", ""), "garbled"),
-                         (RUNNER_OK.replace("exit=0", "exit=1"), "bench_failed"),
-                         ("EVD version 1\nEVD error bench_missing benchmark_model not found\n", "bench_missing"),
-                         ("\x00\x13garbage" * 20, "garbled"),
-                         (RUNNER_OK.replace("INFO: Inference timings", "INFO: nothing"), "garbled")]:
+                         ("EVD version 2\nEVD error bench_missing benchmark_model not found\n", "bench_missing"),
+                         (RUNNER_OK.replace("EVD version 2", "EVD version 1"), "garbled"),
+                         (RUNNER_OK.replace("state=cooled", "state=$(id)"), "garbled"),
+                         ("\x00\x13garbage" * 20, "garbled")]:
         with pytest.raises(RunnerOutputError) as e:
             parse_runner_output(broken)
         assert e.value.code == code
 
 
-def test_runner_stat_formats():
-    same = RUNNER_OK.replace("count=50 first=2100 curr=2090 min=2010 max=2210 avg=2101.2 std=41",
-                             "count=50 curr=2000(all same)").replace("Inference (avg): 2101.2", "Inference (avg): 2000")
-    (r,) = parse_runner_output(same).rounds
-    assert r.count == 50 and r.min_us == r.max_us == 2000 and r.std_us == 0 and r.avg_us == 2000
-    with pytest.raises(RunnerOutputError):
-        parse_runner_output(RUNNER_OK.replace("count=50 first=2100", "count=0 first=2100").replace(
-            "curr=2090 min=2010 max=2210 avg=2101.2 std=41", ""))
+def test_failed_rounds_say_why():
+    (r,) = parse_runner_output(RUNNER_OK.replace("exit=0", "exit=1")).rounds
+    assert "exit 1" in round_problem(r)
+    failed = RUNNER_OK.replace("INFO: count=10", "ERROR: Failed to allocate tensors!\nINFO: count=10").replace(
+        "exit=0", "exit=1")
+    (r,) = parse_runner_output(failed).rounds
+    assert "Failed to allocate tensors" in round_problem(r)
+    taskset = "\n".join(ln for ln in RUNNER_OK.splitlines() if not ln.startswith("INFO")).replace(
+        "EVD end", "taskset: sched_setaffinity: Invalid argument\nEVD end").replace("exit=0", "exit=1")
+    (r,) = parse_runner_output(taskset).rounds
+    assert "sched_setaffinity" in round_problem(r)
+    (r,) = parse_runner_output(RUNNER_OK.replace("INFO: Inference timings", "INFO: nothing").replace(
+        "INFO: count=", "INFO: counted=")).rounds
+    assert "no timings" in round_problem(r)
 
 
 def test_runner_argv_is_validated():
-    argv = runner_argv("/data/local/tmp/elasticvit-deploy/models/ab.tflite", RunnerSettings(cores="70"), 3,
+    flags = ["--graph=/data/local/tmp/elasticvit-deploy/models/ab.tflite", "--num_runs=5"]
+    argv = runner_argv("/data/local/tmp/elasticvit-deploy/models/ab.tflite", flags, RunnerSettings(cores="70"), 3,
                        "/sys/class/thermal/thermal_zone0/temp", 1000)
     assert argv[:2] == ["sh", "/data/local/tmp/elasticvit-deploy/runner.sh"] and "--cores" in argv
+    assert argv[-3:] == ["--", *flags]
+    for bad in [["--graph=/x;id"], ["-x"], ["--a b"], ["--graph=$(id)"]]:
+        with pytest.raises(ValueError):
+            runner_argv("/data/m.tflite", bad, RunnerSettings(), 1, None, 1000)
     for bad in ["/data/x; rm -rf /", "/data/$(id)", "relative/path", "/data/../etc", "/data/a b"]:
         with pytest.raises(FarmError):
             device_path(bad)

@@ -48,7 +48,8 @@ def test_identity_and_list(farm):
     r = run("farm", "list", "--adb", f"127.0.0.1:{farm.port}", "--json")
     assert r.exit_code == 0, r.output
     rows = {d["serial"]: d for d in json.loads(r.stdout)["devices"]}
-    assert rows["sim-pixel4-1"] == {"serial": "sim-pixel4-1", "alias": "p4", "model": "Pixel 4", "state": "device"}
+    assert rows["sim-pixel4-1"] == {"serial": "sim-pixel4-1", "alias": "p4", "model": "Pixel 4", "state": "device",
+                                    "adb": f"127.0.0.1:{farm.port}"}
     assert rows["sim-pixel6-1"]["state"] == "device"
 
 
@@ -60,7 +61,7 @@ def test_measure_on_a_phone_stores_and_reuses(farm, model_file, tmp_path):
     assert r.exit_code == 0, r.output
     (res,) = json.loads(r.stdout)["results"]
     assert res["device"]["model"] == "Pixel 4" and res["flags"]["cores"] == "70" and not res["cached"]
-    assert res["runtime_version"].startswith("benchmark_model@") and res["rounds"] == 2 and res["inferences"] == 10
+    assert res["runtime_version"].startswith("benchmark_model classic@") and res["rounds"] == 2 and res["inferences"] == 10
     assert res["median_ms"] > 0 and res["temperature_c"]["first"] is not None and "any" in res["throttling"]
     sandbox = farm.phone("sim-pixel4-1").sandbox
     pushed = list((sandbox / MODELS_DIR.lstrip("/")).glob("*.tflite"))
@@ -127,17 +128,22 @@ def test_transient_drop_is_retried(farm, model_file, tmp_path):
 
 
 def test_missing_benchmark_model_and_setup(farm, model_file, tmp_path):
-    (farm.phone("sim-pixel6-1").sandbox / BENCHMARK_PATH.lstrip("/")).unlink()
+    tool = farm.phone("sim-pixel6-1").sandbox / BENCHMARK_PATH.lstrip("/")
+    simulated = tool.read_bytes()
+    tool.unlink()
     r = run("measure", model_file, "--serial", "sim-pixel6-1", "--adb", f"127.0.0.1:{farm.port}", "--store",
             tmp_path / "r.sqlite", *FAST)
     assert r.exit_code == 1 and "sim-pixel6-1: no benchmark_model" in r.stderr and "farm setup" in r.stderr
     fake = tmp_path / "benchmark_model"
-    fake.write_bytes(b"\x7fELF" + b"\x00" * 64)
+    fake.write_bytes(b"\x7fELF" + b"\x00" * 64)  # an ELF header, but no tool: pushed, then refused by name
     r = run("farm", "setup", "--benchmark-binary", fake, "--serial", "sim-pixel6-1", "--adb", f"127.0.0.1:{farm.port}")
-    assert r.exit_code == 0 and "benchmark_model pushed" in r.stdout, r.output
-    r = run("farm", "setup", "--benchmark-binary", fake, "--serial", "sim-pixel6-1", "--adb", f"127.0.0.1:{farm.port}")
-    assert "benchmark_model up to date" in r.stdout and "runner up to date" in r.stdout
-    assert (farm.phone("sim-pixel6-1").sandbox / BENCHMARK_PATH.lstrip("/")).read_bytes() == fake.read_bytes()
+    assert r.exit_code == 1 and "is not a benchmark tool we know" in r.stderr, r.output
+    assert tool.read_bytes() == fake.read_bytes()
+    tool.write_bytes(simulated)  # the simulated benchmark_model again: detected as the classic tool
+    r = run("measure", model_file, "--serial", "sim-pixel6-1", "--adb", f"127.0.0.1:{farm.port}", "--store",
+            tmp_path / "r.sqlite", "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"][0]["runtime"]["tool"] == "classic"
 
 
 def test_unknown_serial_one_line(farm, model_file, tmp_path):

@@ -263,6 +263,7 @@ def test_cli_fit_and_eval(tmp_path):
     assert r.exit_code == 2 and "not an nn-Meter block key" in r.output
 
 
+@pytest.mark.slow  # about 2.5 min on 2 cores: the whole build on real host measurements
 def test_build_fit_validate_on_host_and_resume(tmp_path, monkeypatch):
     """The whole builder on this host (tiny space, small budget): blocks exported through the export pipeline,
     measured through the farm harness, fitted, calibrated; a second run measures nothing again."""

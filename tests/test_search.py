@@ -208,6 +208,7 @@ def test_cli_search_verify_on_host_measures_and_falls_back_honestly(tmp_path, sh
     assert c["arch"] is None and any("measured" in n and "falling back" in n for n in c["notes"])
 
 
+@pytest.mark.slow  # about 2 min on 2 cores: live host measurements inside the search
 def test_cli_search_hybrid_and_live_on_host(tmp_path, shared_home, monkeypatch):
     monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
     common = ["--target", "fakephone", "--space", "tiny", "--device", "host", "--ms", "1000", *HOST_SEARCH, "--json"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
+import sys
 import threading
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,14 +18,16 @@ import click
 from tqdm import tqdm
 
 from ..cli_common import emit_json
-from ..errors import CommandFailed, UserError
-from ..farm.adb import AdbServer, FarmError, Phone, check_serial
-from ..farm.batch import BatchReport, measure_batch
+from ..errors import CommandFailed, UserError, shorten
+from ..farm.adb import AdbServer, FarmError, Phone, check_serial, server_name
+from ..farm.batch import BatchReport, LeasePolicy, measure_batch
 from ..farm.identity import read_identity
 from ..farm.install import check_benchmark_binary, install_on
 from ..farm.measure import HostTarget, LocalModel, MeasureOptions, PhoneTarget, Target
-from ..farm.registry import DeviceEntry, Registry, check_alias
+from ..farm.lease import PhoneLease
+from ..farm.registry import DeviceEntry, Registry, check_adb_address, check_alias, entry_server
 from ..farm.runner_protocol import DELEGATES, RunnerSettings
+from ..farm.simulator.quirks import QUIRKS
 from ..farm.store import ResultsStore
 
 
@@ -38,13 +43,50 @@ def _server(adb: str | None) -> AdbServer:
         raise UserError(str(e)) from None
 
 
+Skipped = dict[str, str]  # {"device": name, "reason": why it is not measured}
+
+
+def _whole_farm(registry: Registry, default: AdbServer) -> tuple[list[tuple[DeviceEntry, AdbServer]], list[Skipped]]:
+    """`--all`: every ready phone on every server of the farm, and what is not usable, with the reason: phones
+    offline or unauthorized, registered phones not connected, servers not answering (one entry each)."""
+    ready: list[tuple[DeviceEntry, AdbServer]] = []
+    skipped: list[Skipped] = []
+    for server, registered in registry.farm(default):
+        try:
+            states = server.states()
+        except FarmError as e:
+            there = f" (registered there: {', '.join(r.alias or r.serial for r in registered)})" if registered else ""
+            skipped.append({"device": f"adb server {server}", "reason": f"{e}{there}"})
+            continue
+        by_serial = {e.serial: e for e in registered}
+        for serial, state in sorted(states.items()):
+            entry = by_serial.get(serial, DeviceEntry(alias=None, serial=serial))
+            if state != "device":
+                try:
+                    Phone(server, serial).check_ready()  # the state again, to word its reason
+                except FarmError as e:
+                    skipped.append({"device": entry.alias or serial, "reason": str(e)})
+                    continue
+            ready.append((entry, server))
+        skipped += [{"device": e.alias or e.serial, "reason": f"{e.serial}: not connected to the adb server at "
+                     f"{server}"} for e in registered if e.serial not in states]
+    return ready, skipped
+
+
 def _targets(serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool, adb: str | None,
-             base: RunnerSettings, options: MeasureOptions) -> list[Target]:
+             base: RunnerSettings, options: MeasureOptions) -> tuple[list[Target], list[Skipped]]:
+    """The targets named by --serial/--device/--all (each phone on its own adb server: a registered alias's
+    `adb`, else --adb or the default), and what --all found unusable."""
+    if not (serials or use_all or [d for d in devices if d != "host"]):
+        return [HostTarget(base)], []
     registry = Registry()
-    wanted: list[DeviceEntry] = []
+    default = _server(adb)
+    wanted: list[tuple[DeviceEntry, AdbServer]] = []
+    skipped: list[Skipped] = []
     try:
         for s in serials:
-            wanted.append(registry.resolve(check_serial(s)))
+            entry = registry.resolve(check_serial(s), default)
+            wanted.append((entry, entry_server(entry, default)))
         for d in devices:
             if d == "host":
                 continue
@@ -52,34 +94,45 @@ def _targets(serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool, 
             if d not in entries:
                 known = ", ".join(sorted(entries)) or "none registered yet (see `farm add`)"
                 raise UserError(f"--device {d}: unknown alias (known: {known}; or use host)")
-            wanted.append(entries[d])
+            wanted.append((entries[d], entry_server(entries[d], default)))
+        if use_all:
+            found, skipped = _whole_farm(registry, default)
+            wanted += found
     except FarmError as e:
         raise UserError(str(e)) from None
-    targets: list[Target] = [HostTarget(base)] if "host" in devices or not (serials or devices or use_all) else []
-    if wanted or use_all:
-        server = _server(adb)
-        if use_all:
-            try:
-                states = server.states()
-            except FarmError as e:
-                raise CommandFailed(str(e)) from None
-            known = {e.serial for e in wanted}
-            wanted += [registry.resolve(s) for s, st in sorted(states.items()) if st == "device" and s not in known]
-            if not wanted:
-                raise CommandFailed(f"--all: no phone in state 'device' on the adb server at {server}")
-        for entry in dict.fromkeys(wanted):
-            settings = replace(base, threads=base.threads or entry.threads or 1,
-                               cores=base.cores or entry.cores or "auto")
-            targets.append(PhoneTarget(Phone(server, entry.serial), entry.alias, settings, options))
-    return targets
+    if use_all and not wanted and not skipped:
+        raise CommandFailed("--all: no phones on the adb servers "
+                            f"{', '.join(str(s) for s, _ in registry.farm(default))}")
+    targets: list[Target] = [HostTarget(base)] if "host" in devices else []
+    unique: dict[tuple[str, str], tuple[DeviceEntry, AdbServer]] = {}
+    for entry, server in wanted:
+        unique.setdefault((server_name(server), entry.serial), (entry, server))
+    chosen = list(unique.values())
+    servers_of = Counter(entry.serial for entry, _ in chosen)
+    for entry, server in chosen:
+        settings = replace(base, threads=base.threads or entry.threads or 1,
+                           cores=base.cores or entry.cores or "auto")
+        target = PhoneTarget(Phone(server, entry.serial), entry.alias, settings, options)
+        if entry.alias is None and servers_of[entry.serial] > 1:
+            target.name = f"{entry.serial}@{server}"  # one serial on two servers: two phones
+        targets.append(target)
+    return targets, skipped
 
 
 def single_target(device: str, adb: str | None, settings: RunnerSettings, options: MeasureOptions) -> Target:
-    """One prepared measuring target by name: `host`, a registry alias or an adb serial (UserError if not)."""
+    """One prepared measuring target by name: `host`, a registry alias or an adb serial (UserError if not),
+    leased (waiting with a message while another process uses it) until the running command ends."""
     if device == "host":
         target: Target = HostTarget(replace(settings, threads=settings.threads or 1))
     else:
-        target = _targets((device,), (), False, adb, settings, options)[0]
+        target = _targets((device,), (), False, adb, settings, options)[0][0]
+    server, serial = (target.phone.server, target.phone.serial) if isinstance(target, PhoneTarget) else (None, "host")
+    lease = PhoneLease(server, serial, name=target.name, on_wait=lambda message: click.echo(message, err=True))
+    try:
+        lease.acquire()
+    except FarmError as e:
+        raise CommandFailed(f"--device {device}: {e}") from None
+    click.get_current_context().call_on_close(lease.release)
     try:
         target.prepare()
     except (FarmError, ValueError) as e:
@@ -95,6 +148,7 @@ def _table(report: BatchReport) -> str:
         temp = s["temperature_c"]
         temp_text = "-" if temp["first"] is None else f"{temp['first']:.0f}->{temp['last']:.0f}"
         notes = [k for k, v in s["throttling"].items() if v and k != "any"] + (["cached"] if r.cached else [])
+        notes += [f"round {x['round']}: {x['count']}/{r.flags['runs']} runs" for x in s.get("short_rounds", [])]
         name = r.device.get("alias") or r.device["serial"]
         lines.append(f"{name:<16} {Path(r.model).name[:40]:<40} {s['median_ms']:>10.3f} {s['p90_ms']:>8.3f} "
                      f"{s['cv']:>6.1%} {s['rounds']:>3}x{r.flags['runs']:<3} "
@@ -108,7 +162,9 @@ def _table(report: BatchReport) -> str:
 @click.option("--serial", "serials", multiple=True, metavar="SERIAL", help="Phone by adb serial (repeatable).")
 @click.option("--device", "devices", multiple=True, metavar="ALIAS",
               help="Phone by registry alias (see `farm list`), or `host` for this machine's CPU (repeatable).")
-@click.option("--all", "use_all", is_flag=True, help="Every ready phone on the adb server, in parallel.")
+@click.option("--all", "use_all", is_flag=True,
+              help="Every ready phone on every adb server of the farm (--adb or the default, and each `adb` in "
+                   "devices.toml), in parallel; phones offline, unauthorized or not connected are reported skipped.")
 @click.option("--warmup", type=click.IntRange(0, 10_000), default=10, show_default=True, help="Warm-up runs/round.")
 @click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs/round.")
 @click.option("--rounds", type=click.IntRange(1, 1000), default=3, show_default=True,
@@ -116,7 +172,10 @@ def _table(report: BatchReport) -> str:
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="CPU threads [registry, else 1].")
 @click.option("--cores", default=None, metavar="MASK",
               help="taskset hex core mask, e.g. 70 [registry, else the phone's big cluster].")
-@click.option("--delegate", type=click.Choice(DELEGATES), default="xnnpack", show_default=True)
+@click.option("--delegate", type=click.Choice(DELEGATES), default="xnnpack", show_default=True,
+              help="Mapped to the phone's tool: the classic benchmark_model does cpu (no XNNPACK), xnnpack, gpu and "
+                   "nnapi; LiteRT 2's CompiledModel tool its own CPU, GPU and NPU accelerators. A delegate the "
+                   "phone's tool cannot do is refused, never run on the CPU instead.")
 @click.option("--until-stable", "until_stable", type=click.FloatRange(0.01, 100), default=None, metavar="EPS",
               help="Add rounds until the median's 95%% CI is within +-EPS%% (up to --max-rounds).")
 @click.option("--max-rounds", type=click.IntRange(1, 1000), default=20, show_default=True)
@@ -124,6 +183,10 @@ def _table(report: BatchReport) -> str:
               help="Before each round, wait until the phone is cooler than this (degrees C).")
 @click.option("--cool-timeout", type=click.IntRange(0, 3600), default=60, show_default=True, metavar="S")
 @click.option("--fresh", is_flag=True, help="Measure again even if the store holds a matching result.")
+@click.option("--no-wait", "no_wait", is_flag=True,
+              help="Skip a phone another process is measuring (reported as busy) instead of waiting for it.")
+@click.option("--wait-timeout", "wait_timeout", type=click.IntRange(0, 7 * 86400), default=None, metavar="S",
+              help="Wait at most S seconds for a phone another process is measuring, then skip it [no limit].")
 @adb_option
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
               help="Results database (default: results.sqlite in the user-data dir).")
@@ -131,12 +194,14 @@ def _table(report: BatchReport) -> str:
 def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool,
                     warmup: int, runs: int, rounds: int, threads: int | None, cores: str | None, delegate: str,
                     until_stable: float | None, max_rounds: int, cool_below: float, cool_timeout: int, fresh: bool,
-                    adb: str | None, store_path: str | None, as_json: bool) -> None:
+                    no_wait: bool, wait_timeout: int | None, adb: str | None, store_path: str | None,
+                    as_json: bool) -> None:
     """Measure .tflite MODELs on phones (--serial/--device/--all) or on this host (--device host, the default).
 
     Reports per model and device: median, p90, mean, std, CV, min of the round means, init time, temperatures
     and throttling flags, with the device fingerprint and runtime version. Results are stored (SQLite) and
-    reused unless --fresh; an interrupted batch resumes where it stopped.
+    reused unless --fresh; an interrupted batch resumes where it stopped. A phone is measured by one process at a
+    time on this host: a phone in use by another `measure` (or `farm setup`) is waited for, saying so on stderr.
     """
     try:
         local = [LocalModel.load(m) for m in models]
@@ -148,7 +213,7 @@ def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: 
         raise UserError(str(e)) from None
     options = MeasureOptions(rounds=rounds, until_stable_pct=until_stable, max_rounds=max(max_rounds, rounds),
                              fresh=fresh)
-    targets = _targets(serials, devices, use_all, adb, base, options)
+    targets, unusable = _targets(serials, devices, use_all, adb, base, options)
     for t in targets:
         if isinstance(t, HostTarget):
             t.settings = replace(base, threads=base.threads or 1)
@@ -163,9 +228,12 @@ def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: 
             bar.update(1)
 
     try:
-        report = measure_batch(targets, local, store, options, progress=tick)
+        leases = LeasePolicy(wait=not no_wait, timeout_s=wait_timeout, command="elasticvit-deploy measure",
+                             on_wait=lambda message: tqdm.write(message, file=sys.stderr))
+        report = measure_batch(targets, local, store, options, progress=tick, leases=leases)
     finally:
         bar.close()
+    report.skipped[:0] = unusable
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -189,35 +257,54 @@ def farm_group() -> None:
 @adb_option
 @click.option("--json", "as_json", is_flag=True)
 def farm_list(adb: str | None, as_json: bool) -> None:
-    """Every phone the adb server knows (serial, alias, model, state) and registered aliases not connected."""
-    server = _server(adb)
+    """Every phone on every adb server of the farm (--adb or the default, and each `adb` in devices.toml): serial,
+    alias, model, state, server; registered aliases not connected; a server that does not answer is one line
+    (exit status 1, after listing the others)."""
+    default = _server(adb)
     try:
-        registry = Registry().load()
-        states = server.states()
+        farm = Registry().farm(default)
     except FarmError as e:
-        raise CommandFailed(str(e)) from None
-    by_serial = {e.serial: e for e in registry.values()}
-    rows = []
-    for serial, state in sorted(states.items()):
-        model = "?"
-        if state == "device":
-            try:
-                model = read_identity(Phone(server, serial)).model
-            except FarmError:
-                pass
-        entry = by_serial.get(serial)
-        rows.append({"serial": serial, "alias": entry.alias if entry else None, "model": model, "state": state})
-    for entry in registry.values():
-        if entry.serial not in states:
-            rows.append({"serial": entry.serial, "alias": entry.alias, "model": "?", "state": "not connected"})
+        raise UserError(str(e)) from None
+    rows: list[dict[str, Any]] = []
+    servers: list[dict[str, str | None]] = []
+    for server, registered in farm:
+        try:
+            states = server.states()
+        except FarmError as e:
+            servers.append({"adb": str(server), "error": str(e)})
+            rows += [{"serial": r.serial, "alias": r.alias, "model": "?", "state": "server not answering",
+                      "adb": str(server)} for r in registered]
+            continue
+        servers.append({"adb": str(server), "error": None})
+        by_serial = {e.serial: e for e in registered}
+        for serial, state in sorted(states.items()):
+            model = "?"
+            if state == "device":
+                try:
+                    model = read_identity(Phone(server, serial)).model
+                except FarmError:
+                    pass
+            entry = by_serial.get(serial)
+            rows.append({"serial": serial, "alias": entry.alias if entry else None, "model": model, "state": state,
+                         "adb": str(server)})
+        rows += [{"serial": e.serial, "alias": e.alias, "model": "?", "state": "not connected", "adb": str(server)}
+                 for e in registered if e.serial not in states]
     if as_json:
-        emit_json({"adb_server": str(server), "devices": rows})
-        return
-    click.echo(f"adb server {server}")
-    for r in rows:
-        click.echo(f"  {r['serial']:<24} {r['alias'] or '-':<12} {r['model']:<20} {r['state']}")
-    if not rows:
-        click.echo("  no phones (connect one, or try `elasticvit-deploy farm simulate`)")
+        emit_json({"adb_server": str(default), "servers": servers, "devices": rows})
+    else:
+        for s in servers:
+            if s["error"]:
+                click.echo(f"adb server {s['adb']}: not answering ({s['error']})")
+                continue
+            click.echo(f"adb server {s['adb']}")
+            mine = [r for r in rows if r["adb"] == s["adb"]]
+            for r in mine:
+                click.echo(f"  {r['serial']:<24} {r['alias'] or '-':<12} {r['model']:<20} {r['state']}")
+            if not mine:
+                click.echo("  no phones (connect one, or try `elasticvit-deploy farm simulate`)")
+    down = [s for s in servers if s["error"]]
+    if down:
+        raise CommandFailed(f"{len(down)} of {len(servers)} adb servers not answering: {down[0]['error']}")
 
 
 @farm_group.command("add")
@@ -225,16 +312,23 @@ def farm_list(adb: str | None, as_json: bool) -> None:
 @click.option("--serial", required=True, help="The phone's adb serial.")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="Default threads for this phone.")
 @click.option("--cores", default=None, metavar="MASK", help="Default taskset hex core mask for this phone.")
-def farm_add(alias: str, serial: str, threads: int | None, cores: str | None) -> None:
-    """Name a phone: `farm add pixel4 --serial 98KAY17CJ1 --cores 70` (written to devices.toml)."""
+@click.option("--adb", "adb", default=None, metavar="HOST:PORT",
+              help="The adb server the phone is on, when not the default one (e.g. another host's `adb -a` server).")
+def farm_add(alias: str, serial: str, threads: int | None, cores: str | None, adb: str | None) -> None:
+    """Name a phone: `farm add pixel4 --serial 98KAY17CJ1 --cores 70 [--adb lab-2:5037]` (written to devices.toml)."""
     try:
         if cores is not None:
             RunnerSettings(cores=cores).validate()
+        if adb is not None:
+            try:
+                check_adb_address(adb)
+            except FarmError as e:
+                raise UserError(f"--adb: {e}") from None
         registry = Registry()
-        registry.add(DeviceEntry(check_alias(alias), check_serial(serial), threads, cores))
+        registry.add(DeviceEntry(check_alias(alias), check_serial(serial), threads, cores, adb))
     except (FarmError, ValueError) as e:
         raise UserError(str(e)) from None
-    click.echo(f"{alias} -> {serial} ({registry.path})")
+    click.echo(f"{alias} -> {serial}{f' on {adb}' if adb else ''} ({registry.path})")
 
 
 @farm_group.command("setup")
@@ -260,9 +354,14 @@ def farm_setup(binary: str, serials: tuple[str, ...], adb: str | None) -> None:
     failed = []
     for serial in chosen:
         try:
-            pushed = install_on(Phone(server, serial), path, sha)
+            with PhoneLease(server, serial, command="elasticvit-deploy farm setup",
+                            on_wait=lambda message: click.echo(message, err=True)):
+                pushed = install_on(Phone(server, serial), path, sha)
+            tool = pushed.pop("tool")
             done = ", ".join(f"{k} {'pushed' if v else 'up to date'}" for k, v in pushed.items())
-            click.echo(f"{serial}: {done}")
+            kind = f"{tool['family']}{' ' + tool['version'] if tool['version'] else ''}"
+            click.echo(f"{serial}: {done}; tool {kind} (sha256 {tool['sha256'][:16]}), delegates "
+                       f"{', '.join(tool['delegates'])}")
         except FarmError as e:
             click.echo(f"{serial}: FAILED {e}", err=True)
             failed.append(str(e))
@@ -276,11 +375,20 @@ def farm_setup(binary: str, serials: tuple[str, ...], adb: str | None) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--time-scale", type=click.FloatRange(0.001, 100), default=1.0, show_default=True,
               help="Multiplies simulated durations (sleeps, cooling).")
-def farm_simulate(devices: str, port: int, time_scale: float) -> None:
+@click.option("--quirk", "quirks", multiple=True, type=click.Choice(list(QUIRKS)), metavar="NAME",
+              help="Give every phone a quirk of real phones (repeatable): "
+                   + "; ".join(f"{name}: {text}" for name, text in QUIRKS.items()) + ".")
+@click.option("--benchmark-binary", "benchmark_binary", default=None, metavar="PATH",
+              help="A host executable the phones run as their benchmark_model (with the runner's flags, --graph "
+                   "naming the pushed model) instead of the simulated one, e.g. LiteRT's linux_x86-64 build.")
+def farm_simulate(devices: str, port: int, time_scale: float, quirks: tuple[str, ...],
+                  benchmark_binary: str | None) -> None:
     """Run simulated phones behind an adb server on 127.0.0.1 until Ctrl-C.
 
     A SIMULATOR for trying the workflow and for CI, nothing more: its benchmark_model runs the pushed .tflite on
     this host through ai-edge-litert and scales the timings by a per-phone factor, with noise and throttling.
+    --quirk makes the phones show a quirk of real phones or of another benchmark_model build (LiteRT 2's
+    CompiledModel tool, TF Lite 1.12's), --benchmark-binary runs a real tool built for this host instead.
     """
     from ..farm.simulator import PROFILES, SimulatedFarm
 
@@ -289,14 +397,27 @@ def farm_simulate(devices: str, port: int, time_scale: float) -> None:
     if unknown or not names:
         raise UserError(f"--devices: unknown profile {', '.join(unknown) or '(none)'}; choose from "
                         f"{', '.join(PROFILES)}")
+    if benchmark_binary is not None:
+        binary = Path(benchmark_binary)
+        if not binary.is_file():
+            raise UserError(f"--benchmark-binary: no such file {shorten(benchmark_binary)}")
+        if not os.access(binary, os.X_OK):
+            raise UserError(f"--benchmark-binary: {shorten(benchmark_binary)} is not executable (chmod +x it)")
     try:
-        farm = SimulatedFarm(names, port=port, time_scale=time_scale)
+        farm = SimulatedFarm(names, port=port, time_scale=time_scale, quirks=quirks,
+                             benchmark_binary=benchmark_binary)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    try:
         farm.start()
     except OSError as e:
         raise CommandFailed(f"cannot listen on 127.0.0.1:{port} ({e.strerror or e})") from None
     click.echo(f"simulated adb server on 127.0.0.1:{farm.port} (simulator, not real phones)")
     for serial in farm.serials:
-        click.echo(f"  {serial:<20} {farm.phone(serial).profile.model}")
+        phone = farm.phone(serial)
+        notes = [f"quirks: {', '.join(sorted(phone.quirks))}"] if phone.quirks else []
+        notes += [f"benchmark_model: {benchmark_binary}"] if benchmark_binary else []
+        click.echo(f"  {serial:<20} {phone.profile.model}" + (f"  ({'; '.join(notes)})" if notes else ""))
     click.echo(f"use it: export ANDROID_ADB_SERVER_PORT={farm.port}   (or --adb 127.0.0.1:{farm.port}); Ctrl-C stops")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -2,14 +2,21 @@
 
 The server is `--adb HOST:PORT` when given, else `ADB_SERVER_SOCKET` (``tcp:HOST:PORT``), else
 `ANDROID_ADB_SERVER_PORT` on 127.0.0.1, else 127.0.0.1:5037, the same rules as the adb command line, so a farm
-host elsewhere on the network works too. Commands are argv lists joined with `shlex.quote` by adbutils: a value
-can never become shell syntax on the phone.
+host elsewhere on the network works too. Commands are argv lists joined with `shlex.quote`: a value can never
+become shell syntax on the phone.
+
+Phones whose adbd lacks the shell protocol v2 (the `shell_v2` feature, added in Android 7.0) are driven with the
+legacy shell service: the exit status comes from a sentinel with a random nonce that the command line echoes after
+the command, stderr arrives merged into stdout, and the CRLF line endings of the old adbd's pty are turned back into
+LF (ShellResult.stdout then holds both streams and ShellResult.stderr is empty).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
+import shlex
 import socket
 import time
 from collections.abc import Callable
@@ -100,11 +107,40 @@ class AdbServer:
             raise FarmError(f"adb server {self}: {e}") from None
 
 
+def server_name(server: AdbServer) -> str:
+    """A canonical ``HOST:PORT`` for an adb server (``localhost`` is 127.0.0.1, an IPv6 host is bracketed)."""
+    host = server.host.lower()
+    host = "127.0.0.1" if host == "localhost" else host
+    return f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+
+
 @dataclass(frozen=True)
 class ShellResult:
     exit_code: int
     stdout: str
-    stderr: str
+    stderr: str  # always empty on phones without shell protocol v2: their stderr is merged into stdout
+
+    def said(self) -> str:
+        """What the command printed to explain itself: its stderr, else (legacy shell, merged streams) its stdout."""
+        return self.stderr.strip() or self.stdout.strip()
+
+
+def _legacy_command(argv: list[str], nonce: str) -> str:
+    """argv quoted, then an echo of `nonce:$?` so the legacy shell service (which reports no exit status) tells
+    the command's exit status; `$?` there is the status of the quoted command itself."""
+    return f"{shlex.join(argv)}; echo {nonce}:$?"
+
+
+def parse_legacy_output(output: bytes, nonce: str) -> ShellResult:
+    """The command's output and exit status from a legacy shell session that ran `_legacy_command`. The last
+    `nonce:STATUS` is the sentinel (the nonce is random per call, so the command cannot print it by chance); CRLF
+    from an old adbd's pty becomes LF. A missing sentinel means the session ended before the command did."""
+    text = output.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    matches = list(re.finditer(rf"{re.escape(nonce)}:(\d+)\n?", text))
+    if not matches:
+        raise AdbError("the legacy shell session ended before the command's exit status arrived")
+    last = matches[-1]
+    return ShellResult(int(last.group(1)), text[:last.start()] + text[last.end():], "")
 
 
 class Phone:
@@ -115,6 +151,7 @@ class Phone:
         self.serial = check_serial(serial)
         self.retries = retries
         self.backoff_s = backoff_s
+        self._shell_v2: bool | None = None  # whether adbd speaks shell protocol v2, asked once
 
     def state(self) -> str:
         return self.server.states().get(self.serial, "missing")
@@ -142,11 +179,27 @@ class Phone:
     def _device(self) -> adbutils.AdbDevice:
         return self.server.client().device(self.serial)
 
+    def supports_shell_v2(self) -> bool:
+        """Whether the phone's adbd lists the `shell_v2` feature (asked once per Phone, then cached)."""
+        if self._shell_v2 is None:
+            features = self._retry("features", lambda: self._device().get_features())
+            self._shell_v2 = "shell_v2" in features.split(",")
+        return self._shell_v2
+
     def shell(self, argv: list[str], timeout: float = 60.0) -> ShellResult:
-        """Run argv (each element quoted) through the phone's shell, shell protocol v2 (real exit codes)."""
-        def run() -> ShellResult:
-            r = self._device().shell2(list(argv), timeout=timeout, v2=True)
-            return ShellResult(r.returncode, r.stdout, r.stderr)
+        """Run argv (each element quoted) through the phone's shell: with shell protocol v2 where adbd has it
+        (stdout, stderr and exit status apart), else through the legacy service (see the module docstring)."""
+        argv = list(argv)
+        if self.supports_shell_v2():
+            def run() -> ShellResult:
+                r = self._device().shell2(argv, timeout=timeout, v2=True)
+                return ShellResult(r.returncode, r.stdout, r.stderr)
+        else:
+            def run() -> ShellResult:
+                nonce = f"evd-exit-{secrets.token_hex(8)}"
+                output = self._device().shell(_legacy_command(argv, nonce), timeout=timeout, encoding=None,
+                                              rstrip=False)
+                return parse_legacy_output(output, nonce)
         return self._retry(f"shell {argv[0]}", run)
 
     def shell_script(self, script: str, timeout: float = 60.0) -> ShellResult:
@@ -172,5 +225,5 @@ class Phone:
             raise FarmError(f"{self.serial}: pushed {local.name} but its sha256 on the phone does not match")
         r = self.shell(["mv", "-f", tmp, remote])
         if r.exit_code != 0:
-            raise FarmError(f"{self.serial}: cannot move {tmp} into place: {r.stderr.strip() or r.stdout.strip()}")
+            raise FarmError(f"{self.serial}: cannot move {tmp} into place: {r.said()}")
         return True

@@ -5,6 +5,11 @@ its reason; a phone that disappears mid-batch is waited for (`reconnect_s`), the
 measurements fail `quarantine_after` times in a row is quarantined for the rest of the batch. Everything
 measured is already in the results store, so rerunning the same batch measures only what is missing; Ctrl-C
 lets every worker finish the measurement in flight, then stops.
+
+Each worker holds its phone's lease (lease.py) for the whole of its work on it, from prepare to the last model,
+so two processes never benchmark one phone at once: a phone leased elsewhere is waited for (or, without
+`LeasePolicy.wait`, skipped as `busy: ...`). This host's CPU is leased the same way ("host"): two host
+measurements at once would slow each other down and both report wrong numbers.
 """
 
 from __future__ import annotations
@@ -18,8 +23,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .adb import DeviceGone, FarmError
+from .lease import LeaseCancelled, PhoneBusy, PhoneLease
 from .measure import LocalModel, MeasureOptions, MeasurementResult, PhoneTarget, Target, measure_model
-from .store import ResultsStore
+from .store import MeasurementConflict, ResultsStore
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    """How a worker takes its phone's lease: wait for it (`on_wait` hears why, `timeout_s` None: no limit) or
+    skip a phone another process holds; `command` names this process in the lease for others to see."""
+
+    wait: bool = True
+    timeout_s: float | None = None
+    on_wait: Callable[[str], None] | None = None
+    command: str | None = None
 
 
 @dataclass
@@ -56,9 +73,38 @@ def _measure_reconnecting(target: Target, model: LocalModel, store: ResultsStore
         return measure_model(target, model, store, options)
 
 
+def _lease(target: Target, policy: LeasePolicy, stop: threading.Event) -> PhoneLease:
+    """The lease of a phone target (keyed by its adb server and serial), or of this host for other targets."""
+    server, serial = (target.phone.server, target.phone.serial) if isinstance(target, PhoneTarget) \
+        else (None, target.name)
+    return PhoneLease(server, serial, wait=policy.wait, on_wait=policy.on_wait, timeout_s=policy.timeout_s,
+                      stop=stop, command=policy.command, name=target.name)
+
+
 def _run_target(target: Target, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                 report: BatchReport, lock: threading.Lock, tick: Callable[[str], None], quarantine_after: int,
-                reconnect_s: float, stop: threading.Event) -> None:
+                reconnect_s: float, stop: threading.Event, policy: LeasePolicy) -> None:
+    lease = _lease(target, policy, stop)
+    try:
+        lease.acquire()
+    except LeaseCancelled:
+        return
+    except FarmError as e:
+        with lock:
+            report.skipped.append({"device": target.name,
+                                   "reason": f"busy: {e}" if isinstance(e, PhoneBusy) else str(e)})
+        for _ in models:
+            tick(target.name)
+        return
+    try:
+        _measure_all(target, models, store, options, report, lock, tick, quarantine_after, reconnect_s, stop)
+    finally:
+        lease.release()
+
+
+def _measure_all(target: Target, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
+                 report: BatchReport, lock: threading.Lock, tick: Callable[[str], None], quarantine_after: int,
+                 reconnect_s: float, stop: threading.Event) -> None:
     try:
         target.prepare()
     except FarmError as e:
@@ -80,7 +126,7 @@ def _run_target(target: Target, models: list[LocalModel], store: ResultsStore, o
             for _ in models[i:]:
                 tick(target.name)
             return
-        except FarmError as e:
+        except (FarmError, MeasurementConflict) as e:
             failures_in_row += 1
             with lock:
                 report.failures.append({"device": target.name, "model": str(model.path), "error": str(e)})
@@ -101,7 +147,7 @@ def _run_target(target: Target, models: list[LocalModel], store: ResultsStore, o
 
 def measure_batch(targets: list[Target], models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                   progress: Callable[[str], None] | None = None, quarantine_after: int = 3,
-                  reconnect_s: float = 30.0) -> BatchReport:
+                  reconnect_s: float = 30.0, leases: LeasePolicy = LeasePolicy()) -> BatchReport:
     """Every model on every target (targets in parallel, models in order on each); see the module docstring."""
     report = BatchReport()
     lock = threading.Lock()
@@ -109,7 +155,7 @@ def measure_batch(targets: list[Target], models: list[LocalModel], store: Result
     tick = progress or (lambda _name: None)
     with ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="farm") as pool:
         futures = [pool.submit(_run_target, t, models, store, options, report, lock, tick, quarantine_after,
-                               reconnect_s, stop) for t in targets]
+                               reconnect_s, stop, leases) for t in targets]
         try:
             for f in futures:
                 while True:

@@ -1,12 +1,14 @@
-"""`farm setup`: put the user's LiteRT `benchmark_model` (and the runner) on phones, once."""
+"""`farm setup`: put the user's LiteRT `benchmark_model` (and the runner) on phones, once, and tell which tool it
+is (the classic benchmark_model or LiteRT 2's CompiledModel tool, its version when it prints one)."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from .adb import FarmError, Phone
-from .measure import RUNNER_SOURCE
+from .measure import RUNNER_SOURCE, detect_phone_tool
 from .runner_protocol import BENCHMARK_PATH, RUNNER_PATH
 
 ELF_MAGIC = b"\x7fELF"
@@ -24,8 +26,10 @@ def check_benchmark_binary(path: str | Path) -> tuple[Path, str]:
     return path, hashlib.sha256(data).hexdigest()
 
 
-def install_on(phone: Phone, binary: Path, sha256: str) -> dict[str, bool]:
-    """Push benchmark_model (executable) and the runner unless the phone already holds the same sha256."""
+def install_on(phone: Phone, binary: Path, sha256: str) -> dict[str, Any]:
+    """Push benchmark_model (executable) and the runner unless the phone already holds the same sha256, then ask
+    the installed tool which kind it is: {"benchmark_model": pushed?, "runner": pushed?, "tool": {family,
+    version, sha256, delegates}}."""
     phone.check_ready()
     pushed_bench = phone.push_if_changed(binary, BENCHMARK_PATH, sha256, mode=0o755)
     runner_sha = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()
@@ -33,4 +37,7 @@ def install_on(phone: Phone, binary: Path, sha256: str) -> dict[str, bool]:
     r = phone.shell(["chmod", "755", BENCHMARK_PATH])
     if r.exit_code != 0:
         raise FarmError(f"{phone.serial}: cannot make {BENCHMARK_PATH} executable: {r.stderr.strip()}")
-    return {"benchmark_model": pushed_bench, "runner": pushed_runner}
+    sha, tool = detect_phone_tool(phone)
+    return {"benchmark_model": pushed_bench, "runner": pushed_runner,
+            "tool": {"family": tool.family, "version": tool.version, "sha256": sha,
+                     "delegates": list(tool.delegates())}}

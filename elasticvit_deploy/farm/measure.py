@@ -1,8 +1,9 @@
 """Measuring .tflite models on a phone (through the runner) or on this host (ai-edge-litert), with one schema.
 
-A measurement is a number of rounds; each round is one benchmark_model run (`warmup` warm-ups, `runs` timed
-inferences) whose mean latency is one sample. Rounds are committed to the results store as they finish, so an
-interrupted measurement resumes where it stopped; a complete one with the same key (model sha256, device
+A measurement is a number of rounds; each round is one runner call on the phone, one benchmark_model run
+(`warmup` warm-ups, `runs` timed inferences) whose mean latency is one sample. Each round is committed to the
+results store as soon as it completes, so a kill, a USB drop or a vanished phone loses at most the round in
+flight, and an interrupted measurement resumes where it stopped; a complete one with the same key (model sha256, device
 fingerprint, runtime version, flags) is reused unless `fresh`.
 """
 
@@ -18,16 +19,22 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..export.quiet import native_output_captured
+from ..errors import one_line
 from ..tflite_check import ModelFileCheckError, check_tflite
-from .adb import FarmError, Phone
+from .adb import FarmError, Phone, ShellResult
+from .benchmark_tool import HELP_ARGV, BenchmarkTool, UnknownBenchmarkTool, UnsupportedDelegate, detect_tool
 from .identity import DeviceIdentity, read_health, read_identity
-from .runner_protocol import (BENCHMARK_PATH, MODELS_DIR, RUNNER_PATH, RoundResult, RunnerOutputError,
-                              RunnerSettings, parse_runner_output, runner_argv)
+from .runner_protocol import (BENCHMARK_PATH, MAX_SECS, MODELS_DIR, RUNNER_PATH, RoundResult, RunnerOutputError,
+                              RunnerSettings, parse_runner_output, round_problem, runner_argv)
 from .stats import is_stable, summarize
+from .throttling import judge_throttling
 from .store import ResultsStore, measurement_key
 
 RUNNER_SOURCE = Path(__file__).resolve().parents[2] / "android_runner" / "runner.sh"
-HOT_C = 45.0
+
+
+class UnsupportedDelegateError(FarmError):
+    """The phone's benchmark tool cannot run the asked delegate."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +76,15 @@ class MeasurementResult:
     cached: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """The result with the core mask used (`cores`) and the temperature sensor (`temp_sensor`: the zone chosen
+        at prepare, and the sensors the runner actually read, which differ when the zone failed)."""
         return {"model": self.model, "model_sha256": self.model_sha256, "device": self.device,
                 "runtime_version": self.runtime_version, "flags": self.flags, "cached": self.cached,
-                **self.summary}
+                "cores": self.flags.get("cores"), "temp_sensor": self.device.get("temp_sensor"), **self.summary}
 
 
 class Target(Protocol):
-    """Where models are measured: a phone or this host."""
+    """Where models are measured: a phone or this host. One `run_round` is one benchmark_model run."""
 
     name: str
     settings: RunnerSettings
@@ -86,8 +95,9 @@ class Target(Protocol):
 
     def runtime_version(self) -> str: ...
 
-    def run_rounds(self, model: LocalModel, rounds: int) -> tuple[list[RoundResult], dict[str, Any]]: ...
+    def run_round(self, model: LocalModel, index: int) -> RoundResult: ...
 
+    def runtime_info(self) -> dict[str, Any]: ...
 
 def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runtime: dict[str, Any]) -> dict:
     """The reported figures: latency statistics over round means (each round's mean in `round_ms`), the fastest
@@ -96,26 +106,17 @@ def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runt
     temps = [r[k].get("temp_mc") for r in rounds for k in ("before", "after") if r.get(k)]
     temps = [t / 1000 for t in temps if isinstance(t, int) and t >= 0]
     inits = [r["init_us"] / 1000 for r in rounds if r.get("init_us") is not None]
-    max_khz = runtime.get("max_khz") or []
-    cores = runtime.get("pinned_cores") or range(len(max_khz))
-    ratios = [freqs[c] / max_khz[c] for r in rounds if (freqs := r.get("after", {}).get("freqs_khz"))
-              for c in cores if c < min(len(freqs), len(max_khz)) and max_khz[c]]
-    throttling = {
-        "cooldown_timeout": any(r.get("cool", {}).get("reached") == 0 for r in rounds),
-        "hot": bool(temps) and max(temps) > HOT_C,
-        "freq_drop": bool(ratios) and min(ratios) < 0.8,  # a pinned core ended a round below 80% of its max
-    }
     mins = [r["min_us"] / 1000 for r in rounds if isinstance(r.get("min_us"), (int, float)) and r["min_us"] > 0]
     return dict(stats, best_ms=min(mins) if mins else None, round_ms=[round(float(x), 6) for x in samples_ms],
                 rounds=len(samples_ms), inferences=int(sum(r.get("count", 0) for r in rounds)),
                 init_ms=float(np.median(inits)) if inits else None,
                 temperature_c={"first": temps[0] if temps else None, "last": temps[-1] if temps else None,
                                "max": max(temps) if temps else None},
-                throttling=dict(throttling, any=any(throttling.values())))
+                throttling=judge_throttling(rounds, runtime))
 
 
 class PhoneTarget:
-    """A phone behind an adb server, driven through android_runner/runner.sh."""
+    """A phone behind an adb server, driven through android_runner/runner.sh, one runner call per round."""
 
     def __init__(self, phone: Phone, alias: str | None, settings: RunnerSettings, options: MeasureOptions):
         settings.validate()
@@ -125,18 +126,25 @@ class PhoneTarget:
         self.options = options
         self.settings = settings
         self.identity: DeviceIdentity | None = None
+        self.tool: BenchmarkTool | None = None
         self._runtime: str | None = None
+        self._bench_sha: str | None = None
+        self._pushed: set[str] = set()
+        self._last: dict[str, Any] = {}
 
     def prepare(self) -> None:
-        """Identity, runtime version (the sha256 of the phone's benchmark_model), runner on the phone, health."""
+        """Identity, the phone's benchmark tool (family, version, sha256), runner on the phone, health; a delegate
+        the tool cannot do is refused (UnsupportedDelegate)."""
         self.identity = read_identity(self.phone, self.alias)
         if self.settings.cores == "auto":
             self.settings = replace(self.settings, cores=self.identity.big_core_mask())
-        bench_sha = self.phone.remote_sha256(BENCHMARK_PATH)
-        if bench_sha is None:
-            raise FarmError(f"{self.phone.serial}: no benchmark_model at {BENCHMARK_PATH}; install it once with "
-                            f"`elasticvit-deploy farm setup --benchmark-binary PATH`")
-        self._runtime = f"benchmark_model@{bench_sha[:16]}"
+        self._bench_sha, self.tool = detect_phone_tool(self.phone)
+        try:
+            self.tool.args("x", warmup=0, runs=1, threads=1, delegate=self.settings.delegate, max_secs=MAX_SECS)
+        except UnsupportedDelegate as e:
+            raise UnsupportedDelegateError(f"{self.phone.serial}: {e}") from None
+        version = f" {self.tool.version}" if self.tool.version else ""
+        self._runtime = f"benchmark_model {self.tool.family}{version}@{self._bench_sha[:16]}"
         runner = RUNNER_SOURCE.read_bytes()
         self.phone.push_if_changed(RUNNER_SOURCE, RUNNER_PATH, hashlib.sha256(runner).hexdigest())
         health = read_health(self.phone, self.identity)
@@ -152,22 +160,65 @@ class PhoneTarget:
         assert self._runtime is not None, "prepare() first"
         return self._runtime
 
-    def run_rounds(self, model: LocalModel, rounds: int) -> tuple[list[RoundResult], dict[str, Any]]:
-        assert self.identity is not None, "prepare() first"
+    def runtime_info(self) -> dict[str, Any]:
+        assert self.identity is not None and self.tool is not None, "prepare() first"
+        mask = int(self.settings.cores, 16) if self.settings.cores else None
+        pinned = [c for c in range(len(self.identity.core_max_khz)) if mask is None or mask >> c & 1]
+        sensor = self.identity.temp_sensor
+        return dict(self._last, tool=self.tool.family, sha256=self._bench_sha, max_khz=self.identity.core_max_khz,
+                    pinned_cores=pinned, throttle_c=sensor.throttle_c if sensor else None)
+
+    def run_round(self, model: LocalModel, index: int) -> RoundResult:
+        """One runner call: cool down, one benchmark_model run; FarmError saying why if it gave no timing."""
+        assert self.identity is not None and self.tool is not None, "prepare() first"
         remote = f"{MODELS_DIR}/{model.sha256}.tflite"
-        self.phone.push_if_changed(model.path, remote, model.sha256)
-        argv = runner_argv(remote, self.settings, rounds, self.identity.temp_path, self.identity.temp_scale)
-        timeout = 120 + rounds * (self.settings.cool_timeout_s + 120)
-        result = self.phone.shell(argv, timeout=timeout)
+        if model.sha256 not in self._pushed:
+            self.phone.push_if_changed(model.path, remote, model.sha256)
+            self._pushed.add(model.sha256)
+        s = self.settings
+        flags = self.tool.args(remote, warmup=s.warmup, runs=s.runs, threads=s.threads, delegate=s.delegate,
+                               max_secs=MAX_SECS)
+        argv = runner_argv(remote, flags, s, 1, self.identity.temp_path, self.identity.temp_scale)
+        result = self.phone.shell(argv, timeout=s.cool_timeout_s + 2 * MAX_SECS + 120)
         try:
             out = parse_runner_output(result.stdout)
         except RunnerOutputError as e:
-            tail = " | ".join(ln for ln in result.stdout.strip().splitlines()[-2:] if not ln.startswith("EVD "))
-            raise FarmError(f"{self.phone.serial}: {e}{f' ({tail[:200]})' if tail else ''}") from None
-        mask = int(self.settings.cores, 16) if self.settings.cores else None
-        pinned = [c for c in range(len(self.identity.core_max_khz)) if mask is None or mask >> c & 1]
-        return out.rounds, {"version": out.runtime_version, "root": out.root, "knobs": out.knobs,
-                            "max_khz": self.identity.core_max_khz, "pinned_cores": pinned}
+            if e.code == "model_missing":
+                self._pushed.discard(model.sha256)  # removed from the phone meanwhile: pushed again next round
+            raise FarmError(f"{self.phone.serial}: {_runner_failure(e, result)}") from None
+        if len(out.rounds) != 1:
+            raise FarmError(f"{self.phone.serial}: the runner reported {len(out.rounds)} rounds, expected 1")
+        (r,) = out.rounds
+        r.round = index
+        if problem := round_problem(r):
+            raise FarmError(f"{self.phone.serial}: {problem}")
+        self._last = {"version": out.version, "family": out.family, "root": out.root, "knobs": out.knobs}
+        return r
+
+
+def _runner_failure(error: RunnerOutputError, result: ShellResult) -> str:
+    """One line on a runner call that did not complete: the runner's own error, else its exit status and stderr
+    (a runner missing from the phone exits 127 with the shell's message)."""
+    if error.code != "garbled":
+        return str(error)
+    said = " | ".join(ln.strip() for ln in (result.stderr or "").strip().splitlines()[-2:] if ln.strip())
+    said = said or " | ".join(ln.strip() for ln in result.stdout.strip().splitlines()[-2:]
+                              if ln.strip() and not ln.startswith("EVD "))
+    status = f"the runner exited {result.exit_code}" if result.exit_code != 0 else str(error)
+    return one_line(f"{status}{f': {said}' if said else ''}", 300)
+
+
+def detect_phone_tool(phone: Phone) -> tuple[str, BenchmarkTool]:
+    """The sha256 and kind of the benchmark tool installed on the phone (FarmError if there is none)."""
+    sha = phone.remote_sha256(BENCHMARK_PATH)
+    if sha is None:
+        raise FarmError(f"{phone.serial}: no benchmark_model at {BENCHMARK_PATH}; install it once with "
+                        f"`elasticvit-deploy farm setup --benchmark-binary PATH`")
+    listing = phone.shell([BENCHMARK_PATH, *HELP_ARGV])
+    try:
+        return sha, detect_tool(f"{listing.stdout}\n{listing.stderr}")
+    except UnknownBenchmarkTool as e:
+        raise FarmError(f"{phone.serial}: {BENCHMARK_PATH} is not a benchmark tool we know ({e})") from None
 
 
 class HostTarget:
@@ -204,30 +255,31 @@ class HostTarget:
 
         return f"ai-edge-litert {version('ai-edge-litert')}"
 
-    def run_rounds(self, model: LocalModel, rounds: int) -> tuple[list[RoundResult], dict[str, Any]]:
+    def runtime_info(self) -> dict[str, Any]:
+        return {"version": self.runtime_version(), "root": False, "knobs": []}
+
+    def run_round(self, model: LocalModel, index: int) -> RoundResult:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.AUTO if self.settings.delegate == "xnnpack" else \
             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        results = []
-        for r in range(rounds):
-            t0 = time.perf_counter()
-            try:
-                with native_output_captured():
-                    it = Interpreter(model_path=str(model.path), num_threads=self.settings.threads,
-                                     experimental_op_resolver_type=resolver)
-                    it.allocate_tensors()
-            except (ValueError, RuntimeError) as e:  # e.g. ops this host's LiteRT lacks (Flex, custom)
-                raise FarmError(f"host: cannot run {model.path.name} ({' '.join(str(e).split())[:200]})") from None
-            init_us = int((time.perf_counter() - t0) * 1e6)
-            for d in it.get_input_details():
-                it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
-            warm = [self._time(it) for _ in range(max(self.settings.warmup, 1))]
-            timed = np.array([self._time(it) for _ in range(self.settings.runs)])
-            results.append(RoundResult(r, count=len(timed), avg_us=float(timed.mean()), min_us=int(timed.min()),
-                                       max_us=int(timed.max()), std_us=int(timed.std()), init_us=init_us,
-                                       first_us=int(warm[0]), warmup_avg_us=float(np.mean(warm)), exit_code=0))
-        return results, {"version": self.runtime_version(), "root": False, "knobs": []}
+        t0 = time.perf_counter()
+        try:
+            with native_output_captured():
+                it = Interpreter(model_path=str(model.path), num_threads=self.settings.threads,
+                                 experimental_op_resolver_type=resolver)
+                it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:  # e.g. ops this host's LiteRT lacks (Flex, custom)
+            raise FarmError(f"host: cannot run {model.path.name} ({' '.join(str(e).split())[:200]})") from None
+        init_us = int((time.perf_counter() - t0) * 1e6)
+        for d in it.get_input_details():
+            it.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
+        warm = [self._time(it) for _ in range(self.settings.warmup)]
+        timed = np.array([self._time(it) for _ in range(self.settings.runs)])
+        return RoundResult(index, count=len(timed), avg_us=float(timed.mean()), min_us=float(timed.min()),
+                           max_us=float(timed.max()), std_us=float(timed.std()), init_us=init_us,
+                           first_us=float(warm[0] if warm else timed[0]),
+                           warmup_avg_us=float(np.mean(warm)) if warm else 0.0, exit_code=0)
 
     @staticmethod
     def _time(interpreter: Any) -> float:
@@ -237,7 +289,8 @@ class HostTarget:
 
 
 def measure_model(target: Target, model: LocalModel, store: ResultsStore, options: MeasureOptions) -> MeasurementResult:
-    """Measure `model` on a prepared `target`, reusing or resuming stored work."""
+    """Measure `model` on a prepared `target`, reusing or resuming stored work. Each round is committed to the
+    store as soon as it completes, so an interruption loses at most the round in flight."""
     device = target.device_info()
     runtime = target.runtime_version()
     flags = target.settings.flags()
@@ -247,22 +300,26 @@ def measure_model(target: Target, model: LocalModel, store: ResultsStore, option
     mid = store.start(key, model_sha256=model.sha256, model_name=model.path.name, device=device,
                       runtime_version=runtime, flags=flags)
     stored = store.get(mid)
-    samples, infos, extra = list(stored.samples), list(stored.rounds), {}
-    while True:
-        wanted = options.rounds - len(samples) if len(samples) < options.rounds else 2
-        if len(samples) >= options.rounds:
-            if options.until_stable_pct is None or is_stable(samples, options.until_stable_pct) \
-                    or len(samples) >= options.max_rounds:
-                break
-            wanted = min(wanted, options.max_rounds - len(samples))
-        rounds, extra = target.run_rounds(model, wanted)
-        for r in rounds:
-            store.add_round(mid, [r.latency_ms], r.info())
-            samples.append(r.latency_ms)
-            infos.append(r.info())
-    summary = summarize_rounds(infos, samples, extra)
-    summary["runtime"] = {k: v for k, v in extra.items() if k in ("version", "root", "knobs")}
+    samples, infos = list(stored.samples), list(stored.rounds)
+    while _wants_more(samples, options):
+        r = target.run_round(model, len(samples))
+        store.add_round(mid, [r.latency_ms], r.info())
+        samples.append(r.latency_ms)
+        infos.append(r.info())
+    runtime_info = target.runtime_info()
+    summary = summarize_rounds(infos, samples, runtime_info)
+    summary["runtime"] = {k: v for k, v in runtime_info.items() if k in ("version", "family", "tool", "sha256",
+                                                                           "root", "knobs")}
+    summary["short_rounds"] = [{"round": i, "count": info.get("count", 0)} for i, info in enumerate(infos)
+                               if info.get("count", 0) < flags["runs"]]
     if options.until_stable_pct is not None:
         summary["stable"] = is_stable(samples, options.until_stable_pct)
     store.finish(mid, summary)
     return MeasurementResult(str(model.path), model.sha256, device, runtime, flags, summary, False)
+
+
+def _wants_more(samples: list[float], options: MeasureOptions) -> bool:
+    if len(samples) < options.rounds:
+        return True
+    return options.until_stable_pct is not None and len(samples) < options.max_rounds \
+        and not is_stable(samples, options.until_stable_pct)

@@ -4,6 +4,10 @@
     serial = "98KAY17CJ1"
     threads = 1          # optional per-device defaults for `measure`
     cores = "70"         # hex core mask for taskset (default: the phone's big cluster)
+    adb = "lab-2:5037"   # optional: the adb server the phone is on (another host's `adb -a` server)
+
+A phone without `adb` is on the default server (`--adb`, else the adb environment variables, else
+127.0.0.1:5037). One farm may span several servers: every distinct `adb` named here is part of it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ from supernet.atomic import atomic_output
 
 from ..errors import shorten
 from ..paths import user_data_dir, writable_dir
-from .adb import FarmError, check_serial
+from .adb import AdbServer, FarmError, check_serial, server_name
 
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,40}")
 _MASK = re.compile(r"[0-9a-fA-F]{1,16}")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
+_KEYS = ("serial", "threads", "cores", "adb")
 RESERVED = ("host", "all")
 
 
@@ -32,6 +40,7 @@ class DeviceEntry:
     serial: str
     threads: int | None = None
     cores: str | None = None
+    adb: str | None = None  # HOST:PORT of the phone's adb server; None: the default server
 
 
 def default_registry_path() -> Path:
@@ -43,6 +52,20 @@ def check_alias(alias: str) -> str:
         raise FarmError(f"invalid alias {shorten(alias)}: lower-case letters, digits, '-' and '_' "
                         f"(not {'/'.join(RESERVED)})")
     return alias
+
+
+def entry_server(entry: DeviceEntry, default: AdbServer) -> AdbServer:
+    """The adb server a registered phone is on: its own `adb`, else `default`."""
+    return AdbServer.resolve(entry.adb) if entry.adb else default
+
+
+def check_adb_address(value: str) -> str:
+    """An adb server address ``HOST:PORT`` (a host name, IPv4 address or [IPv6] address, and a port 1-65535)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not (_HOSTNAME.fullmatch(host) or _IPV6.fullmatch(host)) or not port.isascii() \
+            or not port.isdigit() or len(port) > 5 or not 0 < int(port) < 65536:
+        raise FarmError(f"expected HOST:PORT (such as \"lab-2:5037\"), got {shorten(value)}")
+    return value
 
 
 def _kind(value: object) -> str:
@@ -82,19 +105,26 @@ class Registry:
         where = f"{self.path}: [devices.{shorten(alias, 40) if len(alias) > 40 else alias}]"
         if not isinstance(fields, dict):
             raise FarmError(f"{where} must be a table with serial = \"...\", got {_kind(fields)}")
-        unknown = sorted(set(fields) - {"serial", "threads", "cores"})
+        unknown = sorted(set(fields) - set(_KEYS))
         if unknown:
             raise FarmError(f"{where} has unknown keys {', '.join(shorten(k, 40) for k in unknown[:5])} "
-                            f"(known: serial, threads, cores)")
-        serial, threads, cores = fields.get("serial"), fields.get("threads"), fields.get("cores")
+                            f"(known: {', '.join(_KEYS)})")
+        serial, threads, cores, adb = (fields.get(k) for k in _KEYS)
         if not isinstance(serial, str):
             raise FarmError(f"{where} needs serial = \"...\" (a string), got {_kind(serial)}")
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise FarmError(f"{where} threads must be a positive integer, got {shorten(threads)}")
         if cores is not None and (not isinstance(cores, str) or not _MASK.fullmatch(cores)):
             raise FarmError(f"{where} cores must be a hex mask string such as \"70\", got {shorten(cores)}")
+        if adb is not None:
+            if not isinstance(adb, str):
+                raise FarmError(f"{where} adb must be a string \"HOST:PORT\", got {_kind(adb)}")
+            try:
+                check_adb_address(adb)
+            except FarmError as e:
+                raise FarmError(f"{where} adb: {e}") from None
         try:
-            return DeviceEntry(check_alias(alias), check_serial(serial), threads, cores)
+            return DeviceEntry(check_alias(alias), check_serial(serial), threads, cores, adb)
         except FarmError as e:
             raise FarmError(f"{where}: {e}") from None
 
@@ -114,13 +144,23 @@ class Registry:
         entries[check_alias(entry.alias or "")] = entry
         self.save(entries)
 
-    def alias_of(self, serial: str) -> str | None:
-        return next((a for a, e in self.load().items() if e.serial == serial), None)
+    def farm(self, default: AdbServer) -> list[tuple[AdbServer, list[DeviceEntry]]]:
+        """The farm's adb servers, `default` first, then every other one named in the registry, each with the
+        registered phones on it."""
+        servers: dict[str, tuple[AdbServer, list[DeviceEntry]]] = {server_name(default): (default, [])}
+        for _, entry in sorted(self.load().items()):
+            server = entry_server(entry, default)
+            servers.setdefault(server_name(server), (server, []))[1].append(entry)
+        return list(servers.values())
 
-    def resolve(self, name: str) -> DeviceEntry:
-        """An alias from the registry, or a bare serial."""
+    def resolve(self, name: str, server: AdbServer | None = None) -> DeviceEntry:
+        """An alias from the registry, or a bare serial: the registered entry of that serial (on `server`, when
+        given, counting entries without `adb` as on it), else an unregistered entry."""
         entries = self.load()
         if name in entries:
             return entries[name]
         check_serial(name)
-        return next((e for e in entries.values() if e.serial == name), DeviceEntry(alias=None, serial=name))
+        here = None if server is None else server_name(server)
+        return next((e for _, e in sorted(entries.items())
+                     if e.serial == name and (here is None or server_name(entry_server(e, server)) == here)),
+                    DeviceEntry(alias=None, serial=name))

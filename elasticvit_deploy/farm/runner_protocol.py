@@ -1,7 +1,9 @@
 """The contract with `android_runner/runner.sh`: the argv the host sends and the "EVD ..." lines it parses.
 
 The argv is a list; it reaches the device shell only through `shlex.quote` (adbutils joins lists that way), and
-every value in it is validated here first, so no serial, path, file name or flag can inject shell syntax.
+every value in it is validated here first, so no serial, path, file name or flag can inject shell syntax. What
+benchmark_model printed between a round's `begin` and `end` is read by benchmark_output.py, which knows every
+family of the tool.
 """
 
 from __future__ import annotations
@@ -10,23 +12,25 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import shorten
+from ..errors import one_line, shorten
 from .adb import device_path
+from .benchmark_output import BenchmarkRun, parse_benchmark_output
+from .benchmark_tool import DELEGATES
 
 DEVICE_DIR = "/data/local/tmp/elasticvit-deploy"
 RUNNER_PATH = f"{DEVICE_DIR}/runner.sh"
 BENCHMARK_PATH = f"{DEVICE_DIR}/benchmark_model"
 MODELS_DIR = f"{DEVICE_DIR}/models"
-DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi")
+RUNNER_VERSION = 2
+MAX_SECS = 3600  # benchmark_model's --max_secs per loop: its 150 s default silently cuts slow models short
+COOL_STATES = ("cooled", "timeout", "unknown", "off")
+SENSORS = ("zone", "battery", "none")
 
 _HEX_MASK = re.compile(r"[0-9a-fA-F]{1,16}")
+_TOOL_FLAG = re.compile(r"--[a-z][a-z0-9_]*(=[A-Za-z0-9._/:,+-]*)?")
 _KV = re.compile(r"(\w+)=(\S*)")
-_COUNT = re.compile(r"\bcount=(\d+)(.*)")
-_SAME = re.compile(r"curr=(\d+)\(all same\)")
-_CURR = re.compile(r"curr=(\d+)")
-_TIMINGS = re.compile(r"Inference timings in us: Init: (\d+), First inference: (\d+), Warmup \(avg\): ([\d.eE+-]+), "
-                      r"Inference \(avg\): ([\d.eE+-]+)")
-_VERSION = re.compile(r"(?:LiteRT|TensorFlow Lite|TFLite) version: ?(\S+)", re.IGNORECASE)
+_FREQ = re.compile(r"(\d+):(\d+)")
+_WORDS = {"state": COOL_STATES, "sensor": SENSORS}
 
 
 class RunnerOutputError(ValueError):
@@ -64,22 +68,25 @@ class RunnerSettings:
                 "delegate": self.delegate}
 
 
-def runner_argv(model_path: str, settings: RunnerSettings, rounds: int, temp_path: str | None,
-                temp_scale: int) -> list[str]:
+def runner_argv(model_path: str, tool_flags: list[str], settings: RunnerSettings, rounds: int,
+                temp_path: str | None, temp_scale: int) -> list[str]:
+    """The runner's command line: `rounds` runs of benchmark_model with `tool_flags` (its own flags, built for the
+    phone's tool by benchmark_tool.BenchmarkTool.args) on the model at `model_path`."""
     settings.validate()
     if settings.cores == "auto":
         raise ValueError("resolve the 'auto' core mask against the phone before building the runner argv")
+    for flag in tool_flags:
+        if not _TOOL_FLAG.fullmatch(flag):
+            raise ValueError(f"unsafe benchmark_model flag {shorten(flag)}")
     argv = ["sh", RUNNER_PATH, "--bench", BENCHMARK_PATH, "--model", device_path(model_path),
-            "--warmup", str(settings.warmup), "--runs", str(settings.runs), "--rounds", str(int(rounds)),
-            "--threads", str(settings.threads), "--delegate", settings.delegate,
-            "--cool-timeout", str(settings.cool_timeout_s)]
+            "--rounds", str(int(rounds)), "--cool-timeout", str(settings.cool_timeout_s)]
     if settings.cores:
         argv += ["--cores", settings.cores]
     if temp_path:
         argv += ["--temp-path", device_path(temp_path), "--temp-scale", str(int(temp_scale))]
         if settings.cool_below_mc is not None:
             argv += ["--cool-below", str(int(settings.cool_below_mc))]
-    return argv
+    return [*argv, "--", *tool_flags]
 
 
 @dataclass
@@ -89,20 +96,30 @@ class RoundResult:
     round: int
     count: int = 0
     avg_us: float = 0.0
-    min_us: int = 0
-    max_us: int = 0
-    std_us: int = 0
-    init_us: int | None = None
-    first_us: int | None = None
+    min_us: float = 0.0
+    max_us: float = 0.0
+    std_us: float = 0.0
+    init_us: float | None = None
+    first_us: float | None = None
     warmup_avg_us: float | None = None
     exit_code: int | None = None
-    cool: dict[str, int] = field(default_factory=dict)
+    cool: dict[str, Any] = field(default_factory=dict)
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
+    output: list[str] = field(default_factory=list)  # what the tool (and taskset) printed in this round
 
     @property
     def latency_ms(self) -> float:
         return self.avg_us / 1000.0
+
+    def take(self, run: BenchmarkRun) -> None:
+        """Fill in the timings benchmark_output found in this round's output."""
+        self.count = run.count
+        self.avg_us = run.avg_us or 0.0
+        self.min_us = run.min_us if run.min_us is not None else self.avg_us
+        self.max_us = run.max_us if run.max_us is not None else self.avg_us
+        self.std_us = run.std_us or 0.0
+        self.init_us, self.first_us, self.warmup_avg_us = run.init_us, run.first_us, run.warmup_avg_us
 
     def info(self) -> dict[str, Any]:
         return {"count": self.count, "avg_us": self.avg_us, "min_us": self.min_us, "max_us": self.max_us,
@@ -114,7 +131,8 @@ class RoundResult:
 class RunnerOutput:
     root: bool
     rounds: list[RoundResult]
-    runtime_version: str | None
+    version: str | None    # the tool's version, where its output prints one
+    family: str | None     # the tool family benchmark_output recognised
     knobs: list[str]
 
 
@@ -122,37 +140,26 @@ def _fields(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in _KV.findall(text):
         if key == "freqs_khz":
-            out[key] = [int(v) for v in value.split(",") if v.isdigit()] if value != "none" else []
+            # by sysfs cpu number: a list indexed by core, 0 where a core reported nothing (offline)
+            pairs = {int(c): int(k) for c, k in _FREQ.findall(value)}
+            out[key] = [pairs.get(c, 0) for c in range(max(pairs) + 1)] if pairs else []
+        elif key in _WORDS:
+            if value not in _WORDS[key]:
+                raise RunnerOutputError(f"bad value {key}={shorten(value)} in runner output")
+            out[key] = value
         else:
             try:
                 out[key] = int(value)
             except ValueError:
-                raise RunnerOutputError(f"bad value {key}={value!r} in runner output") from None
+                raise RunnerOutputError(f"bad value {key}={shorten(value)} in runner output") from None
     return out
 
 
-def _read_stat(r: RoundResult, count: int, rest: str) -> None:
-    """tensorflow::Stat output: `count=N first=F curr=C min=A max=B avg=M std=S`; `count=N curr=C(all same)`
-    when every run took the same whole microseconds (`count=1 curr=C` for a single run); `count=0`."""
-    r.count = count
-    if count == 0:
-        return
-    if (m := _SAME.search(rest)) or ("avg=" not in rest and (m := _CURR.search(rest))):
-        r.avg_us = float(m.group(1))
-        r.min_us = r.max_us = int(m.group(1))
-        r.std_us = 0
-        return
-    values = dict(_KV.findall(rest))
-    try:
-        r.avg_us, r.min_us, r.max_us = float(values["avg"]), int(values["min"]), int(values["max"])
-        r.std_us = int(float(values.get("std", 0)))
-    except (KeyError, ValueError):
-        raise RunnerOutputError(f"cannot read benchmark_model statistics {rest.strip()[:80]!r}") from None
-
-
 def parse_runner_output(text: str) -> RunnerOutput:
-    """Parse the runner's stdout; raises RunnerOutputError unless every round completed with timings."""
-    root, done, version = None, False, None
+    """Parse the runner's stdout. Raises RunnerOutputError when the runner reported an error or its output is
+    incomplete; a round whose tool failed or printed no timings is returned with its exit code and output
+    (see `round_problem`)."""
+    root, done, version, family = None, False, None, None
     knobs: list[str] = []
     rounds: dict[int, RoundResult] = {}
     current: RoundResult | None = None
@@ -163,7 +170,11 @@ def parse_runner_output(text: str) -> RunnerOutput:
             if kind == "error":
                 code, _, message = rest.partition(" ")
                 raise RunnerOutputError(message or code, code)
-            if kind == "root":
+            if kind == "version":
+                if rest.strip() != str(RUNNER_VERSION):
+                    raise RunnerOutputError(f"runner version {shorten(rest.strip())} on the phone, expected "
+                                            f"{RUNNER_VERSION}")
+            elif kind == "root":
                 root = rest.strip() == "1"
             elif kind == "knob":
                 knobs.append(rest.strip())
@@ -172,7 +183,7 @@ def parse_runner_output(text: str) -> RunnerOutput:
             elif kind in ("cool", "before", "after", "begin", "end"):
                 values = _fields(rest)
                 if "round" not in values:
-                    raise RunnerOutputError(f"runner line without a round: {line!r}")
+                    raise RunnerOutputError(f"runner line without a round: {shorten(line)}")
                 r = rounds.setdefault(values["round"], RoundResult(values["round"]))
                 if kind == "cool":
                     r.cool = {k: v for k, v in values.items() if k != "round"}
@@ -182,22 +193,24 @@ def parse_runner_output(text: str) -> RunnerOutput:
                     current = r
                 else:
                     r.exit_code = values.get("exit")
+                    run = parse_benchmark_output("\n".join(r.output))
+                    r.take(run)
+                    version, family = version or run.version, family or run.family
                     current = None
             continue
         if current is not None:
-            version = version or (m.group(1) if (m := _VERSION.search(line)) else None)
-            if m := _COUNT.search(line):
-                # benchmark_model prints the warm-up stats first, the timed runs second: the last one wins
-                _read_stat(current, int(m.group(1)), m.group(2))
-            elif m := _TIMINGS.search(line):
-                current.init_us, current.first_us = int(m.group(1)), int(m.group(2))
-                current.warmup_avg_us, current.avg_us = float(m.group(3)), float(m.group(4))
+            current.output.append(raw)
     if root is None or not done:
         raise RunnerOutputError("runner output is incomplete or garbled (no 'EVD done')")
-    ordered = [rounds[k] for k in sorted(rounds)]
-    for r in ordered:
-        if r.exit_code != 0:
-            raise RunnerOutputError(f"benchmark_model failed in round {r.round} (exit {r.exit_code})", "bench_failed")
-        if r.init_us is None or r.count == 0:
-            raise RunnerOutputError(f"no timings from benchmark_model in round {r.round}")
-    return RunnerOutput(root, ordered, version, knobs)
+    return RunnerOutput(root, [rounds[k] for k in sorted(rounds)], version, family, knobs)
+
+
+def round_problem(r: RoundResult) -> str | None:
+    """Why a round gave no usable timing, in one line (the tool's own errors, else its last words), or None."""
+    if r.exit_code == 0 and r.count > 0:
+        return None
+    run = parse_benchmark_output("\n".join(r.output))
+    said = " | ".join(run.errors) or " | ".join(ln.strip() for ln in r.output[-2:] if ln.strip())
+    what = (f"benchmark_model failed in round {r.round} (exit {r.exit_code})" if r.exit_code != 0
+            else f"no timings from benchmark_model in round {r.round}")
+    return f"{what}: {one_line(said, 200)}" if said else what

@@ -4,15 +4,24 @@ A measurement is keyed by what determines its numbers: the model file's sha256, 
 runtime version and the measurement flags (threads, cores, warm-ups, runs, delegate, ...). Samples are committed
 round by round as they arrive, so a crash or Ctrl-C loses at most the round in flight; a measurement is marked
 complete only when its last round is in, and `measure` reuses complete ones unless told `--fresh`.
+
+Every write is one `BEGIN IMMEDIATE` transaction, so concurrent writers (threads, processes) queue up on SQLite's
+write lock (busy timeout BUSY_TIMEOUT_S) instead of colliding: round numbers are assigned inside the transaction,
+finding-or-creating an unfinished measurement is atomic, and a measurement is completed only if its summary
+covers exactly the rounds stored. The store is per host: SQLite's WAL needs a local disk, not a network file
+system shared between machines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -23,6 +32,7 @@ from ..errors import UserError, shorten
 from ..paths import user_data_dir, writable_dir
 
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 120.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS measurements (
@@ -64,6 +74,13 @@ _MAGIC = b"SQLite format 3\x00"
 class StoreError(UserError):
     """The results store is unusable (corrupt, of another schema, not writable): one line naming the file and
     what to do about it, exit status 2."""
+
+
+class MeasurementConflict(StoreError):
+    """Another writer touched the measurement meanwhile (it is complete, or holds rounds this summary does not
+    cover); nothing was written. Not bad input: exit status 1."""
+
+    exit_code = 1
 
 
 class StoreFullError(StoreError):
@@ -155,6 +172,35 @@ class StoredMeasurement:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+class _OpenConnections:
+    """How many SQLite connections this process has open, per database file. Closing any other descriptor of a
+    file drops every POSIX lock the process holds on it, SQLite's included (a classic way to corrupt a database),
+    so `_check_header`, which opens and closes the file itself, runs only while none is open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    @contextmanager
+    def counted(self, file: str) -> Iterator[None]:
+        with self._lock:
+            self._counts[file] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._counts[file] -= 1
+
+    @contextmanager
+    def none_open(self, file: str) -> Iterator[bool]:
+        """Whether no connection to `file` is open; none opens until the block ends."""
+        with self._lock:
+            yield self._counts[file] == 0
+
+
+_OPEN = _OpenConnections()
+
+
 class ResultsStore:
     """One SQLite file; safe to share between threads (one connection per call) and processes (WAL)."""
 
@@ -163,16 +209,29 @@ class ResultsStore:
         and then the file is left exactly as it was."""
         self.path = Path(path) if path else default_store_path()
         writable_dir(self.path.parent)
+        self._file = os.path.realpath(self.path)
         try:
-            if self.path.exists():
-                _check_header(self.path)
-                _check_schema(self.path)
+            with _OPEN.none_open(self._file) as idle:
+                if self.path.exists():
+                    if idle:  # reading the file ourselves is safe only while no connection holds locks on it
+                        _check_header(self.path)
+                    _check_schema(self.path)
         except OSError as e:
             raise StoreError(f"{self.path}: cannot read ({e.strerror or e.__class__.__name__})") from None
         except sqlite3.Error as e:
             raise _sqlite_error(self.path, e) from None
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        with _OPEN.counted(self._file):
+            db = self._new_connection()
+            try:
+                db.execute("PRAGMA journal_mode=WAL")  # persistent: set once, not per connection
+            except sqlite3.Error as e:
+                raise _sqlite_error(self.path, e) from None
+            finally:
+                db.close()
+        with self._connect(write=True) as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -180,28 +239,35 @@ class ResultsStore:
                 raise StoreError(f"{self.path}: results store schema {shorten(row[0])} is not supported "
                                  f"(this release uses {SCHEMA_VERSION})")
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """One connection and one transaction: committed on success, rolled back on any error (a failed commit
-        included); SQLite errors come out as StoreError."""
+    def _new_connection(self) -> sqlite3.Connection:
+        """A connection in autocommit mode (transactions are explicit); open it inside `_OPEN.counted`."""
         try:
-            db = sqlite3.connect(self.path, timeout=30)
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as e:
             raise _sqlite_error(self.path, e) from None
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            yield db
-            db.commit()
-        except BaseException as e:
-            with suppress(sqlite3.Error):
-                db.rollback()
-            if isinstance(e, sqlite3.Error):
-                raise _sqlite_error(self.path, e) from None
-            raise
-        finally:
-            db.close()
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One connection and one transaction: `write` takes the write lock up front (BEGIN IMMEDIATE), a read
+        sees one consistent snapshot (BEGIN). Committed on success, rolled back on any error (a failed commit
+        included); SQLite errors come out as StoreError."""
+        with _OPEN.counted(self._file):
+            db = self._new_connection()
+            try:
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield db
+                db.execute("COMMIT")
+            except BaseException as e:
+                if db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise _sqlite_error(self.path, e) from None
+                raise
+            finally:
+                db.close()
 
     def find(self, key: str, complete_only: bool = True) -> StoredMeasurement | None:
         """The newest measurement with `key` (complete ones only, unless asked)."""
@@ -212,8 +278,9 @@ class ResultsStore:
 
     def start(self, key: str, *, model_sha256: str, model_name: str, device: dict[str, Any],
               runtime_version: str, flags: dict[str, Any]) -> int:
-        """Open a measurement (or return the unfinished one with the same key, to resume it)."""
-        with self._connect() as db:
+        """Open a measurement (or return the unfinished one with the same key, to resume it), atomically: two
+        callers with one key get one measurement."""
+        with self._connect(write=True) as db:
             row = db.execute("SELECT id FROM measurements WHERE key = ? AND complete = 0 ORDER BY id DESC LIMIT 1",
                              (key,)).fetchone()
             if row:
@@ -227,18 +294,43 @@ class ResultsStore:
             return int(cur.lastrowid)
 
     def add_round(self, measurement_id: int, samples_ms: Sequence[float], info: dict[str, Any]) -> int:
-        """Commit one round of raw samples (with its temperatures, init time, ...); returns the round number."""
-        with self._connect() as db:
-            (n,) = db.execute("SELECT COUNT(*) FROM rounds WHERE measurement_id = ?", (measurement_id,)).fetchone()
+        """Commit one round of raw samples (with its temperatures, init time, ...); returns its round number, the
+        next free one (0, 1, ...) at the moment of the write. MeasurementConflict if the measurement is complete."""
+        with self._connect(write=True) as db:
+            self._unfinished(db, measurement_id)
+            (n,) = db.execute("SELECT COALESCE(MAX(round) + 1, 0) FROM rounds WHERE measurement_id = ?",
+                              (measurement_id,)).fetchone()
             db.execute("INSERT INTO rounds VALUES (?, ?, ?)", (measurement_id, n, json.dumps(info, sort_keys=True)))
             db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)",
                            [(measurement_id, n, i, float(v)) for i, v in enumerate(samples_ms)])
             return int(n)
 
     def finish(self, measurement_id: int, summary: dict[str, Any]) -> None:
-        with self._connect() as db:
+        """Mark the measurement complete with `summary`. MeasurementConflict (nothing written) if it is complete
+        already, or if the summary counts `rounds` and the store holds another number of them: the summary was
+        computed from data another writer has changed since."""
+        with self._connect(write=True) as db:
+            self._unfinished(db, measurement_id)
+            claimed = summary.get("rounds")
+            if isinstance(claimed, int) and not isinstance(claimed, bool):
+                (stored,) = db.execute("SELECT COUNT(*) FROM rounds WHERE measurement_id = ?",
+                                       (measurement_id,)).fetchone()
+                if stored != claimed:
+                    raise MeasurementConflict(
+                        f"{self.path}: measurement {measurement_id} holds {stored} rounds but its summary covers "
+                        f"{claimed}: another writer added rounds meanwhile; measure again (--fresh)")
             db.execute("UPDATE measurements SET complete = 1, finished_utc = ?, summary = ? WHERE id = ?",
                        (time.time(), json.dumps(summary, sort_keys=True), measurement_id))
+
+    def _unfinished(self, db: sqlite3.Connection, measurement_id: int) -> None:
+        """Inside a write transaction: the measurement exists and is not complete (MeasurementConflict if it is,
+        KeyError if there is none)."""
+        row = db.execute("SELECT complete FROM measurements WHERE id = ?", (measurement_id,)).fetchone()
+        if row is None:
+            raise KeyError(measurement_id)
+        if row[0]:
+            raise MeasurementConflict(f"{self.path}: measurement {measurement_id} was completed by another writer "
+                                      "meanwhile; nothing more was written to it")
 
     def get(self, measurement_id: int) -> StoredMeasurement:
         with self._connect() as db:
