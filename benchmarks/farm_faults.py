@@ -2,8 +2,8 @@
 
 1. Every committed real benchmark_model output (tests/data/benchmark_model/, each with its source URL) parsed:
    family, timed runs, mean, and whether it counts as a usable run.
-2. Kills: `elasticvit-deploy measure` on a simulated phone is SIGKILLed at random moments and rerun until the
-   measurement completes; per kill, the rounds the phone finished minus the rounds stored (goal: 0 or 1, the round
+2. Kills: `elasticvit-deploy measure` on a simulated phone is SIGKILLed at random moments of its run (timed once
+   uninterrupted first) and rerun until the measurement completes; per kill, the rounds the phone finished minus the rounds stored (goal: 0 or 1, the round
    in flight), and whether the stored rounds grew.
 3. Concurrent jobs: N `measure --fresh` processes on one phone at once (sharing leases and the store): exit codes,
    waits announced, rounds stored vs benchmark runs the phone completed, and whether each stored measurement's
@@ -64,14 +64,19 @@ def kills(model: Path, work: Path, count: int, rng: random.Random) -> dict[str, 
     store, env = work / "kills.sqlite", dict(os.environ, ELASTICVIT_DEPLOY_HOME=str(work / "home-kills"))
     rounds = 12
     with SimulatedFarm(["pixel4"], time_scale=0.02) as farm:
+        start = time.monotonic()  # one uninterrupted run first: kills land anywhere in a run of that length
+        subprocess.run(measure_cmd(model, farm.port, work / "baseline.sqlite", rounds), env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        length = time.monotonic() - start
         bench = farm.phone(SERIAL).benchmark
+        bench.completed = 0
         per_kill, progress, killed = [], [], 0
         while True:
             stored0, done0 = stored_rounds(store), bench.completed
             proc = subprocess.Popen(measure_cmd(model, farm.port, store, rounds), env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                proc.wait(timeout=rng.uniform(6.0, 16.0) if killed < count else 900)
+                proc.wait(timeout=rng.uniform(0.05, 1.0) * length if killed < count else 900)
                 break
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
@@ -80,7 +85,7 @@ def kills(model: Path, work: Path, count: int, rng: random.Random) -> dict[str, 
             time.sleep(1.0)
             per_kill.append((bench.completed - done0) - (stored_rounds(store) - stored0))
             progress.append(stored_rounds(store))
-        return {"kills": killed, "rounds_lost_per_kill": per_kill, "stored_after_each_kill": progress,
+        return {"run_s": round(length, 1), "kills": killed, "rounds_lost_per_kill": per_kill, "stored_after_each_kill": progress,
                 "final_exit": proc.returncode, "rounds_asked": rounds, "rounds_stored": stored_rounds(store),
                 "phone_completed": bench.completed}
 
@@ -130,7 +135,7 @@ def main() -> None:
         avg = "-" if r["avg_us"] is None else f"{r['avg_us']:.6g}"
         print(f"  {r['sample']:<68} {r['family']:<8} count={r['count']:<5} avg_us={avg:<12} ok={r['ok']}")
     k = result["kills"]
-    print(f"kills: {k['kills']} SIGKILLs; rounds lost per kill {k['rounds_lost_per_kill']} (goal: each 0 or 1); "
+    print(f"kills: {k['kills']} SIGKILLs at random moments of a {k['run_s']} s run; rounds lost per kill {k['rounds_lost_per_kill']} (goal: each 0 or 1); "
           f"stored after each kill {k['stored_after_each_kill']}; final run exit {k['final_exit']}, "
           f"{k['rounds_stored']}/{k['rounds_asked']} rounds stored, phone completed {k['phone_completed']}")
     j = result["jobs"]
