@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install (scripts/setup.sh) and run the default test suite. Extra arguments go to pytest (e.g. -m slow).
+# Install (scripts/setup.sh), check that the built wheel works on its own (scripts/wheel_check.sh), and run the
+# default test suite. Extra arguments go to pytest (e.g. -m slow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/wheel_check.sh
 set +e
 .venv/bin/python -m pytest -q "$@"
 rc=$?

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from android_runner import RUNNER
+
 from ..export.quiet import native_output_captured
 from ..errors import one_line
 from ..tflite_check import ModelFileCheckError, check_tflite
@@ -30,7 +32,7 @@ from .stats import is_stable, summarize
 from .throttling import judge_throttling
 from .store import ResultsStore, measurement_key
 
-RUNNER_SOURCE = Path(__file__).resolve().parents[2] / "android_runner" / "runner.sh"
+RUNNER_SOURCE = RUNNER  # android_runner/runner.sh, package data of the installed toolkit
 
 
 class UnsupportedDelegateError(FarmError):
