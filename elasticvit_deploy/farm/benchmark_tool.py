@@ -87,7 +87,8 @@ class BenchmarkTool:
                    "nnapi": self._has("use_nnapi")}
         return tuple(d for d in DELEGATES if can.get(d))
 
-    def _delegate_args(self, delegate: str) -> list[str]:
+    def delegate_args(self, delegate: str) -> list[str]:
+        """The flags that select `delegate` on this tool; UnsupportedDelegate if it cannot run on it."""
         if delegate not in self.delegates():
             raise UnsupportedDelegate(f"{self.name} cannot run on delegate {shorten(delegate)}; "
                                       f"it can do: {', '.join(self.delegates())}")
@@ -110,7 +111,7 @@ class BenchmarkTool:
                 raise ValueError(f"{label} must be an integer >= {least}, got {shorten(value)}")
         if not isinstance(graph, str) or not graph.strip():
             raise ValueError(f"graph must be a model path, got {shorten(graph)}")
-        delegate_args = self._delegate_args(delegate)
+        delegate_args = self.delegate_args(delegate)
         argv = [f"--graph={graph}", f"--warmup_runs={warmup}"]
         if self._has("warmup_min_secs"):
             argv.append("--warmup_min_secs=0")

@@ -142,7 +142,7 @@ class PhoneTarget:
             self.settings = replace(self.settings, cores=self.identity.big_core_mask())
         self._bench_sha, self.tool = detect_phone_tool(self.phone)
         try:
-            self.tool.args("x", warmup=0, runs=1, threads=1, delegate=self.settings.delegate, max_secs=MAX_SECS)
+            self.tool.delegate_args(self.settings.delegate)
         except UnsupportedDelegate as e:
             raise UnsupportedDelegateError(f"{self.phone.serial}: {e}") from None
         version = f" {self.tool.version}" if self.tool.version else ""
