@@ -31,7 +31,7 @@ import torch
 
 from elasticvit_deploy.export import tflite_format
 from elasticvit_deploy.farm.benchmark_output import parse_benchmark_output
-from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "benchmark_model"
 SERIAL = "sim-pixel4-1"

@@ -28,7 +28,7 @@ from elasticvit_deploy.farm.adb import AdbServer, Phone
 from elasticvit_deploy.farm.batch import measure_batch
 from elasticvit_deploy.farm.measure import HostTarget, LocalModel, MeasureOptions, PhoneTarget
 from elasticvit_deploy.farm.runner_protocol import RunnerSettings
-from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm
 from elasticvit_deploy.farm.store import ResultsStore, measurement_key
 
 

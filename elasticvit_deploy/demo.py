@@ -115,7 +115,7 @@ class Demo:
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
 
     def measure(self, model: Path) -> list[Path]:
-        from .farm.simulator import SimulatedFarm
+        from .simulator import SimulatedFarm
 
         host = self.s.out / "measure-host.json"
         host.write_text(self._run("4-measure-host", ["measure", str(model), "--device", "host", "--json"]))

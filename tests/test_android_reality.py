@@ -13,7 +13,7 @@ from elasticvit_deploy.farm import adb as adb_module
 from elasticvit_deploy.farm.adb import AdbServer, FarmError, Phone, parse_legacy_output
 from elasticvit_deploy.farm.identity import (BATTERY_TEMP_PATH, ThermalZone, choose_temp_sensor, parse_core_listing,
                                              parse_thermal_listing, raw_scale, read_health, read_identity, zone_kind)
-from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm
 from elasticvit_deploy.farm.throttling import judge_throttling
 
 SYSFS = Path(__file__).parent / "data" / "sysfs"

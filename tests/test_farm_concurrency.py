@@ -21,8 +21,8 @@ from elasticvit_deploy.cli import main
 from elasticvit_deploy.farm.adb import AdbServer, FarmError
 from elasticvit_deploy.farm.lease import LeaseCancelled, LeaseHolder, PhoneBusy, PhoneLease, lease_path
 from elasticvit_deploy.farm.runner_protocol import BENCHMARK_PATH
-from elasticvit_deploy.farm.simulator import SimulatedFarm
-from elasticvit_deploy.farm.simulator.benchmark_service import BenchmarkService
+from elasticvit_deploy.simulator import SimulatedFarm
+from elasticvit_deploy.simulator.benchmark_service import BenchmarkService
 from elasticvit_deploy.farm import store as store_module
 from elasticvit_deploy.farm.store import MeasurementConflict, ResultsStore
 

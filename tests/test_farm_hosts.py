@@ -17,7 +17,7 @@ from elasticvit_deploy.cli import main
 from elasticvit_deploy.errors import MAX_LINE
 from elasticvit_deploy.farm.adb import AdbServer
 from elasticvit_deploy.farm.lease import PhoneLease
-from elasticvit_deploy.farm.simulator import PROFILES, SimulatedFarm
+from elasticvit_deploy.simulator import PROFILES, SimulatedFarm
 from elasticvit_deploy.farm.store import ResultsStore
 
 FAST = ["--warmup", "1", "--runs", "2", "--rounds", "1", "--cool-timeout", "1"]

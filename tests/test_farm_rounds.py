@@ -19,7 +19,7 @@ from elasticvit_deploy.cli import main
 from elasticvit_deploy.farm.adb import AdbServer, Phone
 from elasticvit_deploy.farm.measure import _runner_failure
 from elasticvit_deploy.farm.runner_protocol import BENCHMARK_PATH, DEVICE_DIR, RUNNER_PATH, RunnerOutputError
-from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm
 
 SAMPLES = Path(__file__).parent / "data" / "benchmark_model"
 RUNNER = Path(__file__).resolve().parents[1] / "android_runner" / "runner.sh"

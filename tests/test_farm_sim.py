@@ -15,7 +15,7 @@ from elasticvit_deploy.farm.identity import read_identity
 from elasticvit_deploy.farm.measure import LocalModel, MeasureOptions, PhoneTarget
 from elasticvit_deploy.farm.runner_protocol import BENCHMARK_PATH, MODELS_DIR, RunnerSettings
 from elasticvit_deploy.farm.store import ResultsStore
-from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import adbutils
 import pytest
 
-from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm
 
 TS = 0.01
 BENCH = "/data/local/tmp/elasticvit-deploy/benchmark_model"
@@ -149,7 +149,7 @@ def test_farm_refuses_to_start_without_a_sandbox(tmp_path):
 def test_the_simulation_process_is_confined_too(tmp_path):
     """The simulated benchmark_model runs the host's LiteRT on a pushed model: were that model to take over the
     process, it would still find no host files but the system's and its own, no network and nothing to write."""
-    from elasticvit_deploy.farm.simulator.sandbox import find_userland, tool_command
+    from elasticvit_deploy.simulator.sandbox import find_userland, tool_command
 
     state = tmp_path / "state"
     state.mkdir()

@@ -36,7 +36,7 @@ import adbutils
 import pytest
 from adbutils.errors import AdbSyncError
 
-from elasticvit_deploy.farm.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm
 from .procs import adb_servers
 
 TS = 0.01

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from elasticvit_deploy.cli import main
 from elasticvit_deploy.farm.benchmark_output import parse_benchmark_output
 from elasticvit_deploy.farm.benchmark_tool import detect_tool
-from elasticvit_deploy.farm.simulator import PROFILES, SimulatedFarm
-from elasticvit_deploy.farm.simulator.quirks import QUIRKS
+from elasticvit_deploy.simulator import PROFILES, SimulatedFarm
+from elasticvit_deploy.simulator.quirks import QUIRKS
 from .procs import wait_until
 
 TS = 0.01

@@ -13,8 +13,8 @@ import threading
 import adbutils
 import pytest
 
-from elasticvit_deploy.farm.simulator import SimulatedFarm
-from elasticvit_deploy.farm.simulator.protocol import parse_host_service
+from elasticvit_deploy.simulator import SimulatedFarm
+from elasticvit_deploy.simulator.protocol import parse_host_service
 from .procs import sleepers, wait_until
 
 TS = 0.01

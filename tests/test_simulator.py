@@ -14,7 +14,7 @@ import adbutils
 import pytest
 import torch
 
-from elasticvit_deploy.farm.simulator import PROFILES, PhoneProfile, SimulatedFarm
+from elasticvit_deploy.simulator import PROFILES, PhoneProfile, SimulatedFarm
 from .procs import adb_servers, sleepers, wait_until
 
 TS = 0.01  # time_scale of most tests: simulated seconds pass 100x faster

@@ -27,7 +27,7 @@ from ..farm.measure import HostTarget, LocalModel, MeasureOptions, PhoneTarget, 
 from ..farm.lease import PhoneLease
 from ..farm.registry import DeviceEntry, Registry, check_adb_address, check_alias, entry_server
 from ..farm.runner_protocol import DELEGATES, RunnerSettings
-from ..farm.simulator.quirks import QUIRKS
+from ..simulator.quirks import QUIRKS
 from ..farm.store import ResultsStore
 
 
@@ -390,7 +390,7 @@ def farm_simulate(devices: str, port: int, time_scale: float, quirks: tuple[str,
     --quirk makes the phones show a quirk of real phones or of another benchmark_model build (LiteRT 2's
     CompiledModel tool, TF Lite 1.12's), --benchmark-binary runs a real tool built for this host instead.
     """
-    from ..farm.simulator import PROFILES, SimulatedFarm
+    from ..simulator import PROFILES, SimulatedFarm
 
     names = [d.strip() for d in devices.split(",") if d.strip()]
     unknown = [n for n in names if n not in PROFILES]

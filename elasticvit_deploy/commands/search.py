@@ -67,7 +67,7 @@ def _devices(device: str | None, simulate: bool, adb: str | None, statistic: str
         name = device or target
         stat = statistic if statistic != "auto" else ("best" if name == "host" else "median")
         if device is None and simulate and target != "host":
-            from ..farm.simulator import PROFILES, SimulatedFarm
+            from ..simulator import PROFILES, SimulatedFarm
 
             if target not in PROFILES:
                 raise UserError(f"--simulate: no simulated twin of {target} (profiles: {', '.join(PROFILES)})")

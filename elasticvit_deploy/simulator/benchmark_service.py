@@ -39,7 +39,7 @@ from .sandbox import BENCHMARK_SOCKET, Userland, tool_command
 from .thermal import Thermal
 from .tool_flags import graph_argument
 
-TOOL = "from elasticvit_deploy.farm.simulator.benchmark_model import cli; cli()"
+TOOL = "from elasticvit_deploy.simulator.benchmark_model import cli; cli()"
 MAX_REQUEST_LINES = 256
 MAX_LINE = 4096
 

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import CommandFailed
+from ..errors import CommandFailed
 
 SHELL_UID = 2000  # AID_SHELL
 SOCKET_DIR = "/dev/socket"

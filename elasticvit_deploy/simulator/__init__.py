@@ -1,6 +1,6 @@
 """Simulated Android phones behind a real adb server protocol endpoint, for trying the workflow and for CI.
 
-    from elasticvit_deploy.farm.simulator import SimulatedFarm
+    from elasticvit_deploy.simulator import SimulatedFarm
     with SimulatedFarm(["pixel1", "pixel4"], time_scale=0.01) as farm:
         client = adbutils.AdbClient(host="127.0.0.1", port=farm.port)
 
