@@ -12,11 +12,12 @@ import click
 
 from supernet.space import SearchSpace, get_space, space_names
 
-from .errors import UserError, one_line
+from .errors import ToolkitError, UserError, one_line
 
 
 class OneLineErrors(click.Group):
-    """A group whose usage errors (unknown option, bad value) print one line, like the commands' own errors."""
+    """The one place errors become messages: a `ToolkitError` from any command, or click's own usage error (unknown
+    option, bad value), prints one line ``error: ...`` and exits with the error's status."""
 
     def main(self, args: Any = None, prog_name: str | None = None, **kwargs: Any) -> Any:
         """Run a command; exit with its status. Called in-process with explicit `args` (tests, scripts), the
@@ -26,6 +27,9 @@ class OneLineErrors(click.Group):
         handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except ToolkitError as e:
+            click.echo(f"error: {one_line(str(e))}", err=True)
+            sys.exit(e.exit_code)
         except click.ClickException as e:
             click.echo(f"error: {one_line(e.format_message())}", err=True)
             sys.exit(e.exit_code)

@@ -1,15 +1,15 @@
-"""The one error type the CLI turns into a one-line message and exit status 2, and the helpers that keep it one
-short line whatever the user gave (`shorten` for quoted values, `one_line` for the whole message)."""
+"""The toolkit's errors (one hierarchy, from `supernet.errors`) and the helpers that keep a message one short line
+whatever the user gave (`shorten` for quoted values, `one_line` for the whole message). The command line turns any
+`ToolkitError` into ``error: <one line>`` and its exit status in one place (`cli_common.OneLineErrors`)."""
 
 from __future__ import annotations
 
 import re
 
-import click
-
 from supernet.arch import shorten
+from supernet.errors import BadInput, OperationFailed, ToolkitError
 
-__all__ = ["CommandFailed", "UserError", "one_line", "shorten"]
+__all__ = ["BadInput", "CommandFailed", "OperationFailed", "ToolkitError", "UserError", "one_line", "shorten"]
 
 MAX_LINE = 400
 
@@ -20,16 +20,9 @@ def one_line(message: str, limit: int = MAX_LINE) -> str:
     return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
-class UserError(click.ClickException):
-    """Bad input from the user: printed as one line ``error: ...``, exit status 2, never a traceback."""
-
-    exit_code = 2
-
-    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
-        click.echo(f"error: {one_line(self.format_message())}", err=True)
+class UserError(BadInput):
+    """Bad input found by a command itself (an option that contradicts another, a missing file): exit status 2."""
 
 
-class CommandFailed(UserError):
-    """The input was fine but the work failed (e.g. an export did not pass verification): one line, exit 1."""
-
-    exit_code = 1
+class CommandFailed(OperationFailed):
+    """The input was fine but the command's work failed (e.g. an export did not pass verification): exit 1."""
