@@ -3,8 +3,8 @@
 1. Every committed real benchmark_model output (tests/data/benchmark_model/, each with its source URL) parsed:
    family, timed runs, mean, and whether it counts as a usable run.
 2. Kills: `elasticvit-deploy measure` on a simulated phone is SIGKILLed at random moments of its run (timed once
-   uninterrupted first) and rerun until the measurement completes; per kill, the rounds the phone finished minus the rounds stored (goal: 0 or 1, the round
-   in flight), and whether the stored rounds grew.
+   uninterrupted first) and rerun until the measurement completes; per kill, the rounds the phone finished minus
+   the rounds stored (goal: 0 or 1, the round in flight), and whether the stored rounds grew.
 3. Concurrent jobs: N `measure --fresh` processes on one phone at once (sharing leases and the store): exit codes,
    waits announced, rounds stored vs benchmark runs the phone completed, and whether each stored measurement's
    rounds are numbered 0..n-1 with a summary that matches them.
@@ -85,7 +85,8 @@ def kills(model: Path, work: Path, count: int, rng: random.Random) -> dict[str, 
             time.sleep(1.0)
             per_kill.append((bench.completed - done0) - (stored_rounds(store) - stored0))
             progress.append(stored_rounds(store))
-        return {"run_s": round(length, 1), "kills": killed, "rounds_lost_per_kill": per_kill, "stored_after_each_kill": progress,
+        return {"run_s": round(length, 1), "kills": killed, "rounds_lost_per_kill": per_kill,
+                "stored_after_each_kill": progress,
                 "final_exit": proc.returncode, "rounds_asked": rounds, "rounds_stored": stored_rounds(store),
                 "phone_completed": bench.completed}
 
@@ -99,9 +100,11 @@ def jobs(model: Path, work: Path, count: int) -> dict[str, Any]:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
         outs = [p.communicate(timeout=900) for p in procs]
         with sqlite3.connect(store) as db:
+            ids = [mid for (mid,) in db.execute("SELECT id FROM measurements ORDER BY id")]
             numbering = [[r for (r,) in db.execute("SELECT round FROM rounds WHERE measurement_id = ? ORDER BY round",
-                                                   (mid,))] for (mid,) in db.execute("SELECT id FROM measurements ORDER BY id")]
-            summaries = [json.loads(s)["round_ms"] for (s,) in db.execute("SELECT summary FROM measurements ORDER BY id")]
+                                                   (mid,))] for mid in ids]
+            summaries = [json.loads(s)["rounds_ms"]
+                         for (s,) in db.execute("SELECT summary FROM measurements ORDER BY id")]
             samples = [[v for (v,) in db.execute("SELECT latency_ms FROM samples WHERE measurement_id = ? "
                                                  "ORDER BY round", (mid,))]
                        for (mid,) in db.execute("SELECT id FROM measurements ORDER BY id")]
@@ -109,7 +112,8 @@ def jobs(model: Path, work: Path, count: int) -> dict[str, Any]:
                 "waits_announced": sum(err.count("waiting for") for _, err in outs),
                 "rounds_stored": sum(map(len, numbering)), "phone_completed": bench.completed,
                 "numbered_0_to_n": all(n == list(range(rounds)) for n in numbering),
-                "summaries_match_rounds": all([round(x, 6) for x in s] == m for s, m in zip(samples, summaries))}
+                "summaries_match_rounds": all([round(x, 6) for x in s] == m
+                                               for s, m in zip(samples, summaries, strict=True))}
 
 
 def main() -> None:
@@ -135,7 +139,8 @@ def main() -> None:
         avg = "-" if r["avg_us"] is None else f"{r['avg_us']:.6g}"
         print(f"  {r['sample']:<68} {r['family']:<8} count={r['count']:<5} avg_us={avg:<12} ok={r['ok']}")
     k = result["kills"]
-    print(f"kills: {k['kills']} SIGKILLs at random moments of a {k['run_s']} s run; rounds lost per kill {k['rounds_lost_per_kill']} (goal: each 0 or 1); "
+    print(f"kills: {k['kills']} SIGKILLs at random moments of a {k['run_s']} s run; rounds lost per kill "
+          f"{k['rounds_lost_per_kill']} (goal: each 0 or 1); "
           f"stored after each kill {k['stored_after_each_kill']}; final run exit {k['final_exit']}, "
           f"{k['rounds_stored']}/{k['rounds_asked']} rounds stored, phone completed {k['phone_completed']}")
     j = result["jobs"]

@@ -26,10 +26,10 @@ import torch
 from elasticvit_deploy.export import tflite_format
 from elasticvit_deploy.farm.adb import AdbServer, Phone
 from elasticvit_deploy.farm.batch import measure_batch
-from elasticvit_deploy.farm.measure import HostTarget, LocalModel, MeasureOptions, PhoneTarget
+from elasticvit_deploy.farm.measure import HostDevice, LocalModel, MeasureOptions, PhoneDevice
 from elasticvit_deploy.farm.runner_protocol import RunnerSettings
-from elasticvit_deploy.simulator import SimulatedFarm
 from elasticvit_deploy.farm.store import ResultsStore, measurement_key
+from elasticvit_deploy.simulator import SimulatedFarm
 
 
 def make_models(n: int, directory: Path, resolution: int) -> list[LocalModel]:
@@ -54,13 +54,13 @@ def farm_rate(profiles: list[str], models: list[LocalModel], settings: RunnerSet
     with SimulatedFarm(profiles, host_timings=host_timings) as farm:
         server = AdbServer("127.0.0.1", farm.port, explicit=True)
         options = MeasureOptions(rounds=rounds, fresh=True)
-        targets = [PhoneTarget(Phone(server, s), None, settings, options) for s in farm.serials]
+        devices = [PhoneDevice(Phone(server, s), None, settings, options) for s in farm.serials]
         t0 = time.perf_counter()
-        report = measure_batch(targets, models, ResultsStore(store_path), options)
+        report = measure_batch(devices, models, ResultsStore(store_path), options)
         elapsed = time.perf_counter() - t0
     if report.failures or report.skipped:
         raise SystemExit(f"farm run failed: {report.failures or report.skipped}")
-    return len(report.results) / elapsed * 60, [r.summary["median_ms"] for r in report.results]
+    return len(report.results) / elapsed * 60, [r.summary.median_ms for r in report.results]
 
 
 def store_overhead_ms(path: Path, n: int = 300, rounds: int = 3) -> float:
@@ -69,7 +69,7 @@ def store_overhead_ms(path: Path, n: int = 300, rounds: int = 3) -> float:
     t0 = time.perf_counter()
     for i in range(n):
         key = measurement_key(f"sha{i}", "bench", "rt", {"runs": 50})
-        mid = store.start(key, model_sha256=f"sha{i}", model_name="m.tflite", device=device, runtime_version="rt",
+        mid = store.start(key, model_sha256=f"sha{i}", model_name="m.tflite", device=device, runtime="rt",
                           flags={"runs": 50})
         for r in range(rounds):
             store.add_round(mid, [1.0 + r], {"count": 50})
@@ -79,11 +79,11 @@ def store_overhead_ms(path: Path, n: int = 300, rounds: int = 3) -> float:
 
 def host_repeatability(model: LocalModel, store_path: Path, repeats: int = 5) -> tuple[list[float], float]:
     store = ResultsStore(store_path)
-    target = HostTarget(RunnerSettings(warmup=10, runs=50, threads=1))
+    host = HostDevice(RunnerSettings())
     medians = []
     for _ in range(repeats):
-        r = measure_batch([target], [model], store, MeasureOptions(rounds=3, fresh=True)).results[0]
-        medians.append(r.summary["median_ms"])
+        r = measure_batch([host], [model], store, MeasureOptions(fresh=True)).results[0]
+        medians.append(r.summary.median_ms)
     return medians, statistics.stdev(medians) / statistics.mean(medians)
 
 
@@ -99,7 +99,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         models = make_models(args.models, tmp_path, args.resolution)
-        settings = RunnerSettings(warmup=10, runs=args.runs, threads=1, cores="auto", cool_below_mc=None)
+        settings = RunnerSettings(runs=args.runs, cores="auto", cool_below_mc=None)
         timings = tmp_path / "host-timings"
         one, medians_ms = farm_rate(["pixel4"], models, settings, args.rounds, tmp_path / "one.sqlite", timings)
         four, _ = farm_rate(["pixel4", "pixel4", "pixel4", "pixel4"], models, settings, args.rounds,

@@ -1,7 +1,7 @@
-"""Sampling ablation (issue 6): sandwich vs complexity-aware vs ElasticViT (complexity + performance-aware)
+"""Sampling ablation (the paper's Table 3): sandwich vs complexity-aware vs ElasticViT (complexity + performance-aware)
 sampling, on the tiny space and Fashion-MNIST, with the same budget per run (steps x batch).
 
-For each sampler: train `--steps` steps (configs/tiny-fashion-mnist.toml, label loss, no teacher), then
+For each sampler: train `--steps` steps (the shipped config tiny-fashion-mnist, label loss, no teacher), then
 1. per-level best-found accuracy (the paper's Table 3 shape): `--per-level` subnets drawn uniformly in each
    level's window [C, C + window] among the subnets dominating the level's HSS min (the sub-space the official
    search explores; the same seeded subnets for every sampler), each evaluated with BN recalibration on the
@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 import time
-import tomllib
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +42,16 @@ from supernet.flops import arch_mflops
 from supernet.model import ElasticViTSupernet
 from supernet.sampling import sample_in_window
 from supernet.space import TINY
-from supernet.training.config import SamplerConfig
+from supernet.training.config import SamplerConfig, sampler_config
 from supernet.training.conflict import draw_level, gradient_conflict
 from supernet.training.data import epoch_indices, iterate_batches, open_split
 from supernet.training.evaluate import SubnetEvaluator, load_supernet
 from supernet.training.optim import build_optimizer, build_scheduler, scale_lr
 from supernet.training.subspace import sample_dominating
-from supernet.training.train_config import TrainConfig
-from supernet.training.trainer import Trainer, sampler_config
+from supernet.training.train_config import TrainConfig, read_config_file
+from supernet.training.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "tiny-fashion-mnist"  # shipped in supernet/training/configs/
 SAMPLERS = ("sandwich", "complexity", "elasticvit")
 
 
@@ -75,7 +75,7 @@ class Cache:
 
 def train_supernet(sampler: str, args: argparse.Namespace, cache: Cache) -> Path:
     """Train (or finish training) `sampler`'s supernet; its training seconds accumulate in the cache."""
-    base = tomllib.loads((ROOT / "configs" / "tiny-fashion-mnist.toml").read_text())
+    base = read_config_file(CONFIG)
     out = args.out / sampler
     base.update(sampler=sampler, steps=args.steps, output_dir=str(out), data=args.data, save_every=500,
                 log_every=50)
@@ -104,7 +104,8 @@ def evaluator(checkpoint: Path, args: argparse.Namespace) -> SubnetEvaluator:
 
 def level_archs(config: SamplerConfig, n: int) -> dict[float, list[Arch]]:
     """`n` seeded subnets per level: uniform in [C, C + window] among the subnets dominating the level's HSS min
-    (the sub-space the official search explores for that budget, spec 4.2), the same for every sampler."""
+    (the sub-space the official search explores for that budget, `parse_supernet_configs`), the same for every
+    sampler."""
     return {c: sample_dominating(TINY, config.hss_for(c, TINY), c, c + config.window, n,
                                  np.random.default_rng(100 + i))
             for i, c in enumerate(config.levels)}
@@ -116,12 +117,12 @@ def scratch_archs(n: int) -> list[Arch]:
     lo, hi = cfg.levels[0], cfg.levels[-1] + cfg.window
     edges = np.linspace(lo, hi, n + 1)
     return [enc.decode(sample_in_window(TINY, a, b, 1, seed=200 + i)[0], TINY)
-            for i, (a, b) in enumerate(zip(edges, edges[1:]))]
+            for i, (a, b) in enumerate(pairwise(edges))]
 
 
 def train_from_scratch(arch: Arch, args: argparse.Namespace) -> float:
     """Train `arch` alone (a fresh supernet with only this subnet active, label loss) and return its top-1."""
-    cfg = tomllib.loads((ROOT / "configs" / "tiny-fashion-mnist.toml").read_text())
+    cfg = read_config_file(CONFIG)
     torch.manual_seed(0)
     net = ElasticViTSupernet(TINY)
     net.set_active(arch)
@@ -169,17 +170,17 @@ def main() -> int:
                     for i, a in enumerate(tqdm(scratch, desc="from scratch", file=sys.stderr))]
     figures: dict[str, Any] = {"steps": args.steps, "levels": list(cfg.levels), "window": cfg.window,
                                "scratch": [{"mflops": round(arch_mflops(a, TINY), 3), "top1": t}
-                                           for a, t in zip(scratch, scratch_top1)], "samplers": {}}
+                                           for a, t in zip(scratch, scratch_top1, strict=True)], "samplers": {}}
     conflict_levels = (cfg.levels[0], cfg.levels[len(cfg.levels) // 2], cfg.levels[-1])
     for sampler in SAMPLERS:
         checkpoint = train_supernet(sampler, args, cache)
         ev = evaluator(checkpoint, args)
         levels = {}
         for c, archs in per_level.items():
-            top1 = [cache.get(f"{sampler}/level/{c}/{i}", lambda a=a: ev.evaluate(a).top1)
+            top1 = [cache.get(f"{sampler}/level/{c}/{i}", lambda a=a, ev=ev: ev.evaluate(a).top1)
                     for i, a in enumerate(archs)]
             levels[str(c)] = {"best": max(top1), "mean": float(np.mean(top1))}
-        inherited = [cache.get(f"{sampler}/scratch/{i}", lambda a=a: ev.evaluate(a).top1)
+        inherited = [cache.get(f"{sampler}/scratch/{i}", lambda a=a, ev=ev: ev.evaluate(a).top1)
                      for i, a in enumerate(scratch)]
 
         def conflict(level: float, checkpoint: Path = checkpoint) -> dict[str, float]:

@@ -1,10 +1,10 @@
-"""Search speed (issue 7): evolutionary search against a real nn-Meter table with the FLOPs proxy.
+"""Search speed: evolutionary search against a real nn-Meter table with the FLOPs proxy.
 
 Prints, for a ~5,000-subnet search (512 initial + 18 generations x 256 children) and for the official 40-generation
 search (10,752 subnets): median seconds per search over `--repeats` seeds and seconds per 1,000 candidates; then the
 chosen subnet (MFLOPs, predicted ms) for every table phone at 20, 30 and 40 ms with the official settings.
 
-    .venv/bin/python benchmarks/search_speed.py [--luts ../shared/data/nnmeter-hybrid-luts] [--repeats 5]
+    .venv/bin/python benchmarks/search_speed.py [--tables ../shared/data/nnmeter-hybrid-luts] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ from elasticvit_deploy.search.objectives import FlopsProxy
 from elasticvit_deploy.search.oracles import PredictorOracle
 from supernet.space import ELASTICVIT
 
-DEFAULT_LUTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
+DEFAULT_TABLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
 
 
-def oracle(luts: Path, device: str) -> PredictorOracle:
-    return PredictorOracle(ArchLatencyModel(TablePredictor.load(device, luts / table_file_name(device)), ELASTICVIT),
-                           "table")
+def oracle(tables: Path, device: str) -> PredictorOracle:
+    """The oracle of `device`'s nn-Meter table read from the directory `tables`."""
+    return PredictorOracle(ArchLatencyModel(TablePredictor.load(device, tables / table_file_name(device)), ELASTICVIT))
 
 
 def timed_search(table: PredictorOracle, budget: float, config: EvolutionConfig) -> tuple[float, int, dict]:
+    """Seconds, candidates scored and the chosen subnet of one search of `table` within `budget` ms."""
     t0 = time.perf_counter()
     state = Evolution(ELASTICVIT, table, budget, FlopsProxy(ELASTICVIT), config).run()
     seconds = time.perf_counter() - t0
@@ -43,14 +44,14 @@ def timed_search(table: PredictorOracle, budget: float, config: EvolutionConfig)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--luts", type=Path, default=DEFAULT_LUTS)
+    parser.add_argument("--tables", type=Path, default=DEFAULT_TABLES)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if not (args.luts / table_file_name("pixel1")).is_file():
-        print(f"error: no nn-Meter tables in {args.luts}", file=sys.stderr)
+    if not (args.tables / table_file_name("pixel1")).is_file():
+        print(f"error: no nn-Meter tables in {args.tables}", file=sys.stderr)
         return 2
-    pixel1 = oracle(args.luts, "pixel1")
+    pixel1 = oracle(args.tables, "pixel1")
     figures: dict = {"speed": {}, "winners": []}
     for label, generations in (("5k", 18), ("official", 40)):
         runs = [timed_search(pixel1, 30.0, EvolutionConfig(generations=generations, seed=s))
@@ -61,19 +62,19 @@ def main() -> int:
                                    "max_s": float(np.max(seconds)),
                                    "s_per_1000": float(np.median(seconds)) / candidates * 1000}
     for device in TABLE_DEVICES:
-        table = oracle(args.luts, device)
+        table = oracle(args.tables, device)
         for budget in (20.0, 30.0, 40.0):
             _, _, best = timed_search(table, budget, EvolutionConfig())
-            figures["winners"].append({"target": device, "budget_ms": budget, **best})
+            figures["winners"].append({"device": device, "budget_ms": budget, **best})
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
-    for label, s in figures["speed"].items():
+    for s in figures["speed"].values():
         print(f"search of {s['candidates']} subnets (pixel1 table, FLOPs proxy, {args.repeats} seeds): median "
               f"{s['median_s']:.2f} s (max {s['max_s']:.2f}), {s['s_per_1000']:.3f} s per 1,000 candidates")
     print("chosen subnets (official settings, seed 0):")
     for w in figures["winners"]:
-        print(f"  {w['target']:<9} <= {w['budget_ms']:>4.0f} ms: {w['mflops']:8.1f} MFLOPs, "
+        print(f"  {w['device']:<9} <= {w['budget_ms']:>4.0f} ms: {w['mflops']:8.1f} MFLOPs, "
               f"predicted {w['predicted_ms']:.2f} ms")
     return 0
 

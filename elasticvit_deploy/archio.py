@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from supernet.arch import Arch, ArchError, parse_arch
 from supernet.sampling import max_arch, min_arch
@@ -16,6 +15,7 @@ from .jsontext import JSONTextError, load_json_text
 
 
 def read_text(source: str) -> str:
+    """The text of the file `source`, or of stdin for ``-``; a one-line `UserError` if it cannot be read."""
     if source == "-":
         return sys.stdin.read()
     path = Path(source)
@@ -29,19 +29,11 @@ def read_text(source: str) -> str:
         raise UserError(f"{source}: cannot read ({e.__class__.__name__}: {e})") from None
 
 
-def user_json(text: str, name: str) -> Any:
-    """JSON the user gave, parsed; bad JSON of any kind (malformed, nested too deeply) is a one-line UserError."""
-    try:
-        return load_json_text(text, name)
-    except JSONTextError as e:
-        raise UserError(str(e)) from None
-
-
 def load_arch(source: str, space: SearchSpace) -> Arch:
     """Parse and validate an arch (canonical object or official 10-element list) from a file or stdin."""
     name = "stdin" if source == "-" else source
     text = read_text(source)
-    data = user_json(text, name)
+    data = load_json_text(text, name)
     try:
         return check_arch(parse_arch(data, space), space)
     except ArchError as e:
@@ -63,12 +55,12 @@ def load_archs(source: str, space: SearchSpace) -> list[Arch]:
         items, where = [], []
         for lineno, line in enumerate(text.splitlines(), start=1):
             if line.strip():
-                items.append(user_json(line, f"{name} line {lineno}"))
+                items.append(load_json_text(line, f"{name} line {lineno}"))
                 where.append(f"{name} line {lineno}")
     if not items:
         raise UserError(f"{name}: no arch found")
     out = []
-    for data, label in zip(items, where):
+    for data, label in zip(items, where, strict=True):
         try:
             out.append(check_arch(parse_arch(data, space), space))
         except ArchError as e:

@@ -6,15 +6,17 @@ Every command that reads user input reports bad input as one line ``error: ...``
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 import torch
 
 from supernet.counting import legal_count, table1_count
+from supernet.documents import header
 from supernet.flops import arch_flops_breakdown, arch_mflops
 from supernet.model import ElasticViTSupernet, count_parameters
-from supernet.sampling import EmptyWindowError, archs, max_arch, min_arch, sample_in_window, sample_uniform
-from supernet.space import space_names
+from supernet.sampling import archs, max_arch, min_arch, sample_in_window, sample_uniform
+from supernet.space import TransformerStageSpace, space_names
 
 from . import __version__
 from .archio import load_arch
@@ -28,7 +30,6 @@ from .commands.predictor import predictor_group
 from .commands.report import report_command
 from .commands.search import search_command
 from .commands.train import evaluate_command, train_command
-from .errors import UserError
 from .paths import user_data_dir
 
 
@@ -48,14 +49,14 @@ def main() -> None:
 def space(space_name: str, as_json: bool) -> None:
     """Show a search space: choices, smallest and largest subnets, exact subnet counts."""
     sp = resolve_space(space_name)
-    extremes = {}
+    extremes: dict[str, dict[str, Any]] = {}
     with torch.device("meta"):  # parameter counts only: no memory, no initialisation
         net = ElasticViTSupernet(sp)
         for key, arch in (("min", min_arch(sp)), ("max", max_arch(sp))):
             extremes[key] = {"arch": arch.to_dict(), "mflops": round(arch_mflops(arch, sp), 6),
                              "params": count_parameters(net.extract(arch))}
-    info = {"space": sp.to_dict(), "fingerprint": sp.fingerprint, "table1_count": table1_count(sp),
-            "legal_count": legal_count(sp), **extremes}
+    info = {**header("space", 1), "space": sp.to_dict(), "fingerprint": sp.fingerprint,
+            "table1_count": table1_count(sp), "legal_count": legal_count(sp), **extremes}
     if as_json:
         emit_json(info)
         return
@@ -64,7 +65,7 @@ def space(space_name: str, as_json: bool) -> None:
     click.echo(f"  first conv       widths {list(sp.first_conv_widths)}, 3x3 stride {sp.first_conv_stride}")
     click.echo(f"  stem (MBv2 e=1)  width = first conv, depths {list(sp.stem.depths)}, kernels {list(sp.stem.kernels)}")
     for s in sp.stages:
-        if s.is_transformer:
+        if isinstance(s, TransformerStageSpace):
             detail = f"mlp {list(s.mlp_ratios)}, v-scale {list(s.v_scales)}"
             kind = "transformer"
         else:
@@ -94,8 +95,8 @@ def flops(arch_file: str, space_name: str, as_json: bool) -> None:
     breakdown = arch_flops_breakdown(arch, sp)
     total = arch_mflops(arch, sp)
     if as_json:
-        emit_json({"mflops": round(total, 6), "breakdown": {k: round(v, 6) for k, v in breakdown.items()},
-                    "space": sp.name})
+        emit_json({**header("flops", 1), "mflops": round(total, 6),
+                   "breakdown": {k: round(v, 6) for k, v in breakdown.items()}, "space": sp.name})
         return
     click.echo(f"{total:.3f} MFLOPs")
     for name, v in breakdown.items():
@@ -114,13 +115,7 @@ def flops(arch_file: str, space_name: str, as_json: bool) -> None:
 def sample(n: int, level: float | None, window: float, seed: int | None, official: bool, space_name: str) -> None:
     """Print N valid archs as JSON lines, drawn uniformly from the legal space (or from a FLOPs window)."""
     sp = resolve_space(space_name)
-    if level is None:
-        rows = sample_uniform(sp, n, seed)
-    else:
-        try:
-            rows = sample_in_window(sp, level, level + window, n, seed)
-        except EmptyWindowError as e:
-            raise UserError(str(e)) from None
+    rows = sample_uniform(sp, n, seed) if level is None else sample_in_window(sp, level, level + window, n, seed)
     for arch in archs(rows, sp):
         click.echo(json.dumps(arch.to_official(sp), separators=(",", ":")) if official else arch.to_json())
 
@@ -132,7 +127,7 @@ def info(as_json: bool) -> None:
     data = {"version": __version__, "data_dir": str(user_data_dir()), "spaces": space_names(),
             "torch": torch.__version__}
     if as_json:
-        emit_json(data)
+        emit_json({**header("info", 1), **data})
         return
     for k, v in data.items():
         click.echo(f"{k:<9} {v}")

@@ -1,4 +1,5 @@
-"""Pieces shared by the CLI's command modules: the one-line-error group, common options, JSON output."""
+"""Pieces shared by the CLI's command modules: the one-line-error group, common options (space, adb server,
+predictor kind), the device a command holds, JSON output and stderr messages."""
 
 from __future__ import annotations
 
@@ -6,27 +7,41 @@ import json
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn, cast
 
 import click
 
 from supernet.space import SearchSpace, get_space, space_names
 
 from .errors import ToolkitError, UserError, one_line
+from .farm.devices import single_device
+from .farm.measure import Device, MeasureOptions
+from .farm.runner_protocol import RunnerSettings
+from .latency.model import ArchLatencyModel
+from .latency.predictors import PREDICTOR_KINDS, PredictorKind, load_predictor
 
 
 class OneLineErrors(click.Group):
     """The one place errors become messages: a `ToolkitError` from any command, or click's own usage error (unknown
     option, bad value), prints one line ``error: ...`` and exits with the error's status."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, **kwargs: Any) -> Any:
-        """Run a command; exit with its status. Called in-process with explicit `args` (tests, scripts), the
-        caller gets back the SIGINT/SIGTERM handlers it had: a command may take them over for the rest of its
-        process (export ignores them once it has published)."""
-        kwargs.pop("standalone_mode", None)
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> NoReturn:
+        """Run a command; exit with its status. Click always runs with ``standalone_mode=False`` (whatever the
+        caller passes) so that this method, not click, turns errors into messages and exits. Called in-process
+        with explicit `args` (tests, scripts), the caller gets back the SIGINT/SIGTERM handlers it had: a command
+        may take them over for the rest of its process (export ignores them once it has published)."""
+        del standalone_mode  # accepted for click's signature; this group always exits itself
         handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
-            rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except ToolkitError as e:
             click.echo(f"error: {one_line(str(e))}", err=True)
             sys.exit(e.exit_code)
@@ -59,3 +74,28 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
 
 
+def adb_option(f: Any) -> Any:
+    return click.option("--adb", "adb", default=None, metavar="HOST:PORT",
+                        help="adb server (default: $ADB_SERVER_SOCKET, $ANDROID_ADB_SERVER_PORT, 127.0.0.1:5037).")(f)
+
+
+def say(message: str) -> None:
+    """A progress or waiting message, on stderr (stdout stays the command's output)."""
+    click.echo(message, err=True)
+
+
+def held_device(name: str, adb: str | None, settings: RunnerSettings, options: MeasureOptions) -> Device:
+    """`single_device` for the running command: leased and prepared until the command ends, saying on stderr
+    when it waits for another process to release the device."""
+    return click.get_current_context().with_resource(single_device(name, adb, settings, options, on_wait=say))
+
+
+def open_predictor(device: str, space_name: str, kind: str) -> ArchLatencyModel:
+    """The latency model of the predictor answering for `device` in the space named `space_name`."""
+    return load_predictor(device, resolve_space(space_name), cast(PredictorKind, kind))
+
+
+def predictor_kind_option(default: str, help_text: str | None = None) -> Any:
+    """`--predictor auto|table|learned`: which installed predictor answers."""
+    return click.option("--predictor", "kind", type=click.Choice(PREDICTOR_KINDS), default=default,
+                        show_default=True, help=help_text)

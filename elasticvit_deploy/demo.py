@@ -19,32 +19,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from supernet.documents import header
+from supernet.errors import OperationFailed
 from supernet.sampling import max_arch, min_arch
 from supernet.space import TINY
 from supernet.training.data import FASHION_MNIST_DIR
 
-from .latency.targets import load_target
+from .latency.predictors import load_predictor
 
 SIM_PHONES = ("pixel1", "pixel4", "pixel6", "xiaomi11")
-TRAIN_CONFIG = """# written by `elasticvit-deploy demo`: the tiny space, a short CPU run (label loss, no teacher)
-data = "{data}"
-space = "tiny"
-sampler = "elasticvit"
-seed = 0
-epochs = 1          # one epoch's cosine schedule, cut at `steps`: a short run that still learns
-warmup_epochs = 0
-batch_size = 64
-lr = 4e-3
-ema_decay = 0.99
-steps = {steps}
-output_dir = "{out}"
-save_every = 100
-log_every = 20
+TRAIN_CONFIG = "tiny-demo"  # the shipped training configuration (supernet/training/configs/tiny-demo.toml)
+DEMO_KIND, DEMO_VERSION = "demo", 1
 
-[sampler_options]
-bank_size = 20
-big_bank_size = 10
-"""
+
+def _setting(key: str, value: str) -> str:
+    """``--set key=value``'s argument, the value quoted only where YAML would not read it back as that text."""
+    return f"{key}={value}" if yaml.safe_load(value) == value else f"{key}={json.dumps(value)}"
 
 
 @dataclass(frozen=True)
@@ -55,7 +47,7 @@ class DemoSettings:
     budget_fraction: float = 0.5    # the host budget: this far from the smallest to the largest subnet's latency
 
 
-class DemoStepFailed(RuntimeError):
+class DemoStepFailed(OperationFailed):
     """A step's command failed; the message names the step and its log."""
 
 
@@ -88,11 +80,10 @@ class Demo:
         data = "fashion-mnist" if FASHION_MNIST_DIR.is_dir() else "digits"
         if data == "digits":
             self.say("  note: Debian's dataset-fashion-mnist is not installed; training on scikit-learn's digits")
-        config = self.s.out / "demo-train.toml"
-        config.write_text(TRAIN_CONFIG.format(data=data, steps=self.s.train_steps, out=out.as_posix()))
         checkpoint = out / "checkpoint.pt"
-        args = ["train", "--json"] + (["--resume", str(checkpoint)] if checkpoint.is_file()
-                                      else ["--config", str(config)])
+        settings = [_setting("data", data), f"steps={self.s.train_steps}", _setting("output_dir", out.as_posix())]
+        args = ["train", "--json"] + (["--resume", str(checkpoint)] if checkpoint.is_file() else
+                                      ["--config", TRAIN_CONFIG, *(a for s in settings for a in ("--set", s))])
         self._run("1-train", args)
         return checkpoint
 
@@ -101,7 +92,7 @@ class Demo:
                                   str(self.s.predictor_blocks), "--calibrate", "4", "--json"])
 
     def host_budget(self) -> float:
-        model = load_target("host", TINY)
+        model = load_predictor("host", TINY)
         lo, hi = model.predict(min_arch(TINY)), model.predict(max_arch(TINY))
         return round(lo + self.s.budget_fraction * (hi - lo), 3)
 
@@ -157,6 +148,7 @@ class Demo:
         inputs = self.measure(Path(choice["model"]))
         self.say("[6/6] write the per-phone report")
         report = self.report(inputs + [self.s.out / "search" / "result.json"])
-        return {"out": str(self.s.out), "checkpoint": str(checkpoint), "budget_ms": budget, "choice": choice,
-                "model": choice["model"], "report": str(report), "summary": str(report / "summary.md"),
-                "steps": self.steps_done, "total_s": round(time.perf_counter() - t0, 1)}
+        return {**header(DEMO_KIND, DEMO_VERSION), "out": str(self.s.out), "checkpoint": str(checkpoint),
+                "budget_ms": budget, "choice": choice, "model": choice["model"], "report": str(report),
+                "summary": str(report / "summary.md"), "steps": self.steps_done,
+                "total_s": round(time.perf_counter() - t0, 1)}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .errors import BadInput
 
-class JSONTextError(ValueError):
+
+class JSONTextError(BadInput):
     """User-supplied JSON that does not parse; the message names the source and the problem."""
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import platformdirs
 
-from .errors import UserError
+from .errors import BadInput
 
 HOME_ENV = "ELASTICVIT_DEPLOY_HOME"
 
 
-class DataDirError(UserError):
+class DataDirError(BadInput):
     """The user-data directory (or a directory in it) is not a usable directory: one line naming it."""
 
 

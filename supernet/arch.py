@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import reprlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, TypeGuard
 
+from .errors import BadInput
 from .space import SearchSpace
-
 
 MISSING = object()
 MAX_LISTED = 5  # violations spelled out in an ArchError's message; the rest are counted
@@ -55,7 +56,7 @@ class Violation:
         return f"{self.field}: {shorten(self.value)} {self.problem}"
 
 
-class ArchError(ValueError):
+class ArchError(BadInput):
     """An arch that cannot be parsed or does not belong to a space. Carries every violation found."""
 
     def __init__(self, violations: Sequence[Violation] | str):
@@ -151,7 +152,7 @@ class Arch:
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Arch":
+    def from_dict(cls, data: Any) -> Arch:
         """Parse the canonical object; every structural problem is reported with its field path."""
         errors: list[Violation] = []
         if not isinstance(data, dict):
@@ -168,7 +169,7 @@ class Arch:
         else:
             _unknown_keys(stem_d, _STEM_KEYS, "stem.", errors)
             vals = [_int_field(stem_d, k, f"stem.{k}", errors) for k in _STEM_KEYS]
-            stem = StemConfig(*vals) if None not in vals else None
+            stem = StemConfig(*vals) if _all_present(vals) else None
         stages_d = data.get("stages", MISSING)
         stages: list[StageConfig] = []
         if stages_d is MISSING:
@@ -182,10 +183,12 @@ class Arch:
                     stages.append(st)
         if errors:
             raise ArchError(errors)
-        return cls(res, first, stem, tuple(stages))  # type: ignore[arg-type]
+        # every missing field above appended a violation, so without errors all of them are present
+        assert res is not None and first is not None and stem is not None
+        return cls(res, first, stem, tuple(stages))
 
     @classmethod
-    def from_json(cls, text: str) -> "Arch":
+    def from_json(cls, text: str) -> Arch:
         """Parse either the canonical object or the official tuple (needs no space for the object form)."""
         try:
             data = json.loads(text)
@@ -200,7 +203,7 @@ class Arch:
         kernels = [self.stem.kernel] * self.stem.depth
         mlp, heads, window, qk, v = [], [], [], [], []
         for s in self.stages:
-            if s.is_transformer:
+            if isinstance(s, TransformerStageConfig):
                 mlp += [s.mlp_ratio] * s.depth
                 heads += [s.width // space.head_dim] * s.depth
                 window += [1] * s.depth
@@ -212,7 +215,7 @@ class Arch:
         return [self.resolution, list(self.widths), list(self.depths), conv_ratio, kernels, mlp, heads, window, qk, v]
 
     @classmethod
-    def from_official(cls, seq: Any, space: SearchSpace) -> "Arch":
+    def from_official(cls, seq: Any, space: SearchSpace) -> Arch:
         """Load the official tuple, checking that its per-layer lists agree with the depths and are stage-uniform."""
         errors: list[Violation] = []
         if not isinstance(seq, (list, tuple)) or len(seq) != 10:
@@ -223,7 +226,7 @@ class Arch:
         names = ("res", "channels", "depths", "conv_ratio", "kernel", "mlp", "heads", "window", "qk", "v")
         if not _is_int(res):
             errors.append(Violation("res", res, "must be an integer"))
-        for name, lst in zip(names[1:], seq[1:]):
+        for name, lst in zip(names[1:], seq[1:], strict=True):
             if not isinstance(lst, (list, tuple)) or not all(_is_int(x) for x in lst):
                 errors.append(Violation(name, lst, "must be a list of integers"))
         if errors:
@@ -233,8 +236,8 @@ class Arch:
                 errors.append(Violation(name, list(lst), f"must have {n} entries (stem + {len(space.stages)} stages)"))
         if errors:
             raise ArchError(errors)
-        cnn_depths = [depths[0]] + [d for d, s in zip(depths[1:], space.stages) if not s.is_transformer]
-        t_depths = [d for d, s in zip(depths[1:], space.stages) if s.is_transformer]
+        cnn_depths = [depths[0]] + [d for d, s in zip(depths[1:], space.stages, strict=True) if not s.is_transformer]
+        t_depths = [d for d, s in zip(depths[1:], space.stages, strict=True) if s.is_transformer]
         cnn_labels = ["stem"] + [s.name for s in space.cnn_stages]
         t_labels = [s.name for s in space.transformer_stages]
         per_layer: dict[str, list[int]] = {}
@@ -252,8 +255,8 @@ class Arch:
             raise ArchError(errors)
         if per_layer["conv_ratio"][0] != 1:
             errors.append(Violation("conv_ratio[stem]", per_layer["conv_ratio"][0], "must be 1 (the stem is MBv2 e=1)"))
-        for i, (h, c) in enumerate(zip(per_layer["heads"], [channels[1 + j] for j, s in enumerate(space.stages)
-                                                             if s.is_transformer])):
+        t_widths = [channels[1 + j] for j, s in enumerate(space.stages) if s.is_transformer]
+        for i, (h, c) in enumerate(zip(per_layer["heads"], t_widths, strict=True)):
             if h != c // space.head_dim:
                 errors.append(Violation(f"heads[{t_labels[i]}]", h, f"must be width/{space.head_dim} = "
                                         f"{c // space.head_dim}"))
@@ -289,7 +292,7 @@ def _stage_values(name: str, lst: list[int], depths: Sequence[int], labels: Sequ
                   errors: list[Violation]) -> list[int]:
     """Collapse a per-layer list to one value per stage; mixed values inside a stage are a violation."""
     out, pos = [], 0
-    for d, label in zip(depths, labels):
+    for d, label in zip(depths, labels, strict=True):
         chunk = lst[pos:pos + d]
         pos += d
         if len(set(chunk)) > 1:
@@ -312,9 +315,9 @@ def _parse_stage(sd: Any, path: str, errors: list[Violation]) -> StageConfig | N
     keys = _T_KEYS if is_t else _CNN_KEYS
     _unknown_keys(sd, keys, f"{path}.", errors)
     vals = [_int_field(sd, k, f"{path}.{k}", errors) for k in keys]
-    if None in vals:
+    if not _all_present(vals):
         return None
-    return TransformerStageConfig(*vals) if is_t else CNNStageConfig(*vals)  # type: ignore[arg-type]
+    return TransformerStageConfig(*vals) if is_t else CNNStageConfig(*vals)
 
 
 def _unknown_keys(d: dict, allowed: Sequence[str], prefix: str, errors: list[Violation]) -> None:
@@ -322,6 +325,11 @@ def _unknown_keys(d: dict, allowed: Sequence[str], prefix: str, errors: list[Vio
         if k not in allowed:
             name = k if len(k) <= 40 else shorten(k, 40)
             errors.append(Violation(f"{prefix}{name}", d[k], f"is an unknown field (allowed: {', '.join(allowed)})"))
+
+
+def _all_present(vals: list[int | None]) -> TypeGuard[list[int]]:
+    """Whether every parsed field is present (a missing or invalid one is None and already a violation)."""
+    return None not in vals
 
 
 def _is_int(x: Any) -> bool:

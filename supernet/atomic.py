@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .arch import shorten
+from .errors import BadInput
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
@@ -36,7 +37,7 @@ def _seal(path: Path) -> None:
     os.chmod(path, 0o666 & ~_umask())
 
 
-class OutputDirError(ValueError):
+class OutputDirError(BadInput):
     """An output directory cannot be created or written (read-only, full, ...)."""
 
 
@@ -61,7 +62,7 @@ def deferred_signals() -> Iterator[list[int]]:
     it replaces them), and those arriving up to the exit are recorded (likewise at the restore). Only the main
     thread can handle signals; elsewhere this is a no-op."""
     arrived: list[int] = []
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         yield arrived
         return

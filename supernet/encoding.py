@@ -7,7 +7,7 @@ The stem width is not stored: it always equals first_conv.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

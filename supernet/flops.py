@@ -21,13 +21,10 @@ import numpy as np
 
 from . import encoding as enc
 from .arch import Arch
-from .space import SearchSpace
+from .geometry import feature_sides
+from .space import SearchSpace, TransformerStageSpace
 
 Int = Any  # a Python int or a numpy int64 array: every formula below works on both
-
-
-def _ceil_div(a: Int, b: int) -> Int:
-    return -((-a) // b)
 
 
 def _mobile_layer(cin: Int, cout: Int, side: Int, kernel: Int, expansion: Int, stride: int, se: bool) -> Int:
@@ -66,19 +63,14 @@ def stem_macs(res: Int, width: Int, depth: Int, kernel: Int) -> Int:
 
 
 def stage_sides(space: SearchSpace, res: Int) -> list[Int]:
-    """Each stage's output side as the official code books it (CNN stages floor, transformer stages ceil)."""
-    side = res // space.first_conv_stride
-    sides = []
-    for sp in space.stages:
-        side = _ceil_div(side, sp.stride) if sp.is_transformer else side // sp.stride
-        sides.append(side)
-    return sides
+    """Each stage's output side as the official counter books it (`feature_sides` with its rounding)."""
+    return feature_sides(space, res, "flops")[1:]
 
 
 def stage_macs(space: SearchSpace, index: int, side: Int, cin: Int, width: Int, depth: Int, a: Int, b: Int) -> Int:
     """One stage at output side `side`: (a, b) = (kernel, expansion) or (mlp_ratio, v_scale)."""
     sp = space.stages[index]
-    if sp.is_transformer:
+    if isinstance(sp, TransformerStageSpace):
         inner = cin * space.downsampler_expansion
         ds_side = side * 2 if sp.stride == 2 else side
         n = side * side
@@ -89,7 +81,7 @@ def stage_macs(space: SearchSpace, index: int, side: Int, cin: Int, width: Int, 
 
 
 def head_macs(space: SearchSpace, width: Int, side: Int) -> Int:
-    """The MBPool head: per-token expansion, 1984-wide FC, classifier."""
+    """The MBPool head: per-token expansion, mean over tokens, the `head_width`-wide FC, the classifier."""
     e = space.head_expansion
     return width * width * e * side * side + width * e * space.head_width + space.head_width * space.num_classes
 
@@ -101,7 +93,7 @@ def _parts(space: SearchSpace, res: Int, first: Int, stem_depth: Int, stem_kerne
                                     ("stem", stem_macs(res, first, stem_depth, stem_kernel))]
     sides = stage_sides(space, res)
     cin = first
-    for i, (sp, side, (w, d, a, b)) in enumerate(zip(space.stages, sides, stages)):
+    for i, (sp, side, (w, d, a, b)) in enumerate(zip(space.stages, sides, stages, strict=True)):
         parts.append((sp.name, stage_macs(space, i, side, cin, w, d, a, b)))
         cin = w
     parts.append(("head", head_macs(space, cin, sides[-1])))

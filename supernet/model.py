@@ -11,26 +11,24 @@ side differs, as the paper does; at the subnet's own resolution no resize runs, 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .arch import Arch
+from .geometry import feature_sides
 from .layers.mobile_block import MobileBlock, StaticMobileBlock
 from .layers.norms import ElasticBatchNorm, copy_bn
 from .layers.transformer import SuperAttention, SuperFFN, map_to_tokens
-from .space import SearchSpace
+from .space import SearchSpace, TransformerStageSpace
 from .validation import check_arch
 
 
 def graph_sides(space: SearchSpace, resolution: int) -> list[int]:
-    """The real output side of every stage (convolutions with padding k//2 give ceil(side / stride))."""
-    side = -(-resolution // space.first_conv_stride)
-    sides = []
-    for sp in space.stages:
-        side = -(-side // sp.stride)
-        sides.append(side)
-    return sides
+    """The real output side of every stage (`feature_sides` with the graph's rounding)."""
+    return feature_sides(space, resolution, "graph")[1:]
 
 
 def head_forward(x: torch.Tensor, *, w0: torch.Tensor, b0: torch.Tensor, norm: nn.Module, w1: torch.Tensor,
@@ -62,18 +60,22 @@ class SuperCNNStage(nn.Module):
             for i in range(max_depth))
         self.depth = max_depth
 
+    def _block(self, i: int) -> MobileBlock:
+        """Layer `i`'s block (`layers.i.0`: each layer is a one-block ModuleList, as the official keys need)."""
+        return cast(MobileBlock, cast(nn.ModuleList, self.layers[i])[0])
+
     def set_active(self, cin: int, width: int, depth: int, kernel: int, expansion: int) -> None:
         self.depth = depth
         for i in range(depth):
-            self.layers[i][0].set_active(cin if i == 0 else width, width, kernel, expansion)
+            self._block(i).set_active(cin if i == 0 else width, width, kernel, expansion)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(self.depth):
-            x = self.layers[i][0](x)
+            x = self._block(i)(x)
         return x
 
     def extract(self) -> list[StaticMobileBlock]:
-        return [self.layers[i][0].extract() for i in range(self.depth)]
+        return [self._block(i).extract() for i in range(self.depth)]
 
 
 class SuperTransformerStage(nn.Module):
@@ -90,11 +92,19 @@ class SuperTransformerStage(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.depth = max_depth
 
+    def _attention(self, i: int) -> SuperAttention:
+        """Layer `i`'s attention (`layers.2i`)."""
+        return cast(SuperAttention, self.layers[2 * i])
+
+    def _ffn(self, i: int) -> SuperFFN:
+        """Layer `i`'s FFN (`layers.2i+1`)."""
+        return cast(SuperFFN, self.layers[2 * i + 1])
+
     def set_active(self, cin: int, width: int, depth: int, mlp_ratio: int, v_scale: int) -> None:
         self.depth = depth
         for i in range(depth):
-            self.layers[2 * i].set_active(cin, width, v_scale)
-            self.layers[2 * i + 1].set_active(width, mlp_ratio)
+            self._attention(i).set_active(cin, width, v_scale)
+            self._ffn(i).set_active(width, mlp_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(2 * self.depth):
@@ -104,7 +114,7 @@ class SuperTransformerStage(nn.Module):
     def extract(self, side: int) -> list[nn.Module]:
         out: list[nn.Module] = []
         for i in range(self.depth):
-            out += [self.layers[2 * i].extract(side), self.layers[2 * i + 1].extract()]
+            out += [self._attention(i).extract(side), self._ffn(i).extract()]
         return out
 
 
@@ -146,12 +156,12 @@ class ElasticViTSupernet(nn.Module):
         self.first_conv = nn.Conv2d(space.in_channels, w0, 3, space.first_conv_stride, 1, bias=False)
         self.first_conv_bn = ElasticBatchNorm(w0)
         self.conv_stem = SuperCNNStage(w0, w0, max(space.stem.depths), (1,), space.stem.kernels, 1, se=False)
-        max_sides = [max(col) for col in zip(*(graph_sides(space, r) for r in space.resolutions))]
+        max_sides = [max(col) for col in zip(*(graph_sides(space, r) for r in space.resolutions), strict=True)]
         stages: list[nn.Module] = []
         prev = w0
-        for sp, max_side in zip(space.stages, max_sides):
+        for sp, max_side in zip(space.stages, max_sides, strict=True):
             w = max(sp.widths)
-            if sp.is_transformer:
+            if isinstance(sp, TransformerStageSpace):
                 stages.append(SuperTransformerStage(w, prev, max(sp.depths), max(sp.mlp_ratios), max(sp.v_scales),
                                                     space.head_dim, max_side, sp.stride, space.downsampler_expansion))
             else:
@@ -166,12 +176,16 @@ class ElasticViTSupernet(nn.Module):
         self.head_dropout = 0.0
         self.active_arch: Arch | None = None
 
+    def _stages(self) -> list[SuperCNNStage | SuperTransformerStage]:
+        """The elastic stages in space order (`feature_exactor`, named as the official keys)."""
+        return [cast(SuperCNNStage | SuperTransformerStage, stage) for stage in self.feature_exactor]
+
     def set_active(self, arch: Arch) -> None:
         """Select the subnet that `forward` runs (validated against the space)."""
         check_arch(arch, self.space)
         self.conv_stem.set_active(arch.first_conv, arch.first_conv, arch.stem.depth, arch.stem.kernel, 1)
         cin = arch.first_conv
-        for stage, cfg in zip(self.feature_exactor, arch.stages):
+        for stage, cfg in zip(self._stages(), arch.stages, strict=True):
             stage.set_active(cin, cfg.width, cfg.depth, *cfg.micro)
             cin = cfg.width
         self.active_arch = arch
@@ -187,7 +201,7 @@ class ElasticViTSupernet(nn.Module):
         x = F.conv2d(x, self.first_conv.weight[:arch.first_conv], None, self.first_conv.stride,
                      self.first_conv.padding)
         x = self.conv_stem(F.hardswish(self.first_conv_bn(x)))
-        for stage, sp in zip(self.feature_exactor, self.space.stages):
+        for stage, sp in zip(self.feature_exactor, self.space.stages, strict=True):
             if sp.is_transformer and x.dim() == 4:
                 x = map_to_tokens(x)
             x = stage(x)
@@ -208,8 +222,8 @@ class ElasticViTSupernet(nn.Module):
         first.weight.copy_(self.first_conv.weight[:c0])
         cnn: list[nn.Module] = list(self.conv_stem.extract())
         transformer: list[nn.Module] = []
-        for stage, sp, side in zip(self.feature_exactor, self.space.stages, graph_sides(self.space, arch.resolution)):
-            if sp.is_transformer:
+        for stage, side in zip(self._stages(), graph_sides(self.space, arch.resolution), strict=True):
+            if isinstance(stage, SuperTransformerStage):
                 transformer += stage.extract(side)
             else:
                 cnn += stage.extract()

@@ -21,6 +21,7 @@ import numpy as np
 from . import encoding as enc
 from .arch import Arch, CNNStageConfig, StemConfig, TransformerStageConfig
 from .counting import legal_width_combos
+from .errors import BadInput
 from .flops import arch_mflops, batch_mflops, first_conv_macs, head_macs, stage_macs, stage_sides, stem_macs
 from .space import SearchSpace
 
@@ -110,7 +111,8 @@ class _Boxes:
         m = np.zeros((n, enc.n_columns(space)), dtype=np.int64)
         m[:, enc.RES] = self.res[pick]
         _set_widths(m, self.widths[pick])
-        for opt, count, order, cols in zip(_slot_options(space), self.counts, self.order, _slot_columns(space)):
+        slots = zip(_slot_options(space), self.counts, self.order, _slot_columns(space), strict=True)
+        for opt, count, order, cols in slots:
             k = (rng.random(n) * count[pick]).astype(np.int64)
             m[:, cols] = opt[order[pick, k]]
         return m
@@ -127,13 +129,13 @@ def _prune(rows: tuple, lo: int, hi: int) -> tuple:
     res, widths, base, tables, masks = rows
     big = np.iinfo(np.int64).max // 4
     while len(res):
-        mins = [np.where(m, t, big).min(axis=1) for m, t in zip(masks, tables)]
-        maxs = [np.where(m, t, -1).max(axis=1) for m, t in zip(masks, tables)]
+        mins = [np.where(m, t, big).min(axis=1) for m, t in zip(masks, tables, strict=True)]
+        maxs = [np.where(m, t, -1).max(axis=1) for m, t in zip(masks, tables, strict=True)]
         tmin, tmax = base + sum(mins), base + sum(maxs)
         new = [m & (t + (tmin - mn)[:, None] <= hi) & (t + (tmax - mx)[:, None] >= lo)
-               for m, t, mn, mx in zip(masks, tables, mins, maxs)]
+               for m, t, mn, mx in zip(masks, tables, mins, maxs, strict=True)]
         alive = np.logical_and.reduce([m.any(axis=1) for m in new])
-        changed = not alive.all() or any((a != b).any() for a, b in zip(new, masks))
+        changed = not alive.all() or any((a != b).any() for a, b in zip(new, masks, strict=True))
         res, widths, base = res[alive], widths[alive], base[alive]
         tables, masks = [t[alive] for t in tables], [m[alive] for m in new]
         if not changed:
@@ -145,7 +147,7 @@ def _split(rows: tuple) -> tuple:
     """Split every row on the slot whose feasible options spread widest, one row per feasible option."""
     res, widths, base, tables, masks = rows
     spread = [np.where(m, t, 0).max(axis=1) - np.where(m, t, np.iinfo(np.int64).max).min(axis=1)
-              for m, t in zip(masks, tables)]
+              for m, t in zip(masks, tables, strict=True)]
     s = int(np.argmax([sp.mean() for sp in spread]))
     row, opt = np.nonzero(masks[s])
     one_hot = np.zeros((len(row), masks[s].shape[1]), dtype=bool)
@@ -190,7 +192,7 @@ def flops_range(space: SearchSpace) -> tuple[float, float]:
     return arch_mflops(min_arch(space), space), arch_mflops(max_arch(space), space)
 
 
-class EmptyWindowError(ValueError):
+class EmptyWindowError(BadInput):
     """No legal subnet has FLOPs inside the requested window."""
 
 
@@ -205,7 +207,7 @@ def sample_in_window(space: SearchSpace, lo: float, hi: float, n: int,
     are split on their widest slot and pruned again; pruning never drops a subnet inside the window.
     """
     if lo > hi:
-        raise ValueError(f"empty FLOPs window [{lo}, {hi}]")
+        raise EmptyWindowError(f"empty FLOPs window [{lo}, {hi}]")
     rng = _rng(seed)
     lo_mac, hi_mac = int(np.floor(lo * 1e6)) - 1, int(np.ceil(hi * 1e6)) + 1  # a little wider: never loses a subnet
     boxes = _plain_boxes(space, lo_mac, hi_mac)
@@ -320,7 +322,8 @@ def crossover_many(a: np.ndarray, b: np.ndarray, space: SearchSpace,
     groups += [[enc.stage_col(i, enc.MICRO_A), enc.stage_col(i, enc.MICRO_B)] for i in range(len(space.stages))]
     for cols in groups:
         take_b = rng.random(len(a)) < 0.5
-        child[np.ix_(take_b, cols)] = b[np.ix_(take_b, cols)]
+        rows_cols = np.ix_(take_b, np.asarray(cols))
+        child[rows_cols] = b[rows_cols]
     return child
 
 

@@ -76,7 +76,9 @@ class SearchSpace:
 
     Stage order is fixed: first conv, stem, then `stages` (CNN stages first, then transformer stages).
     Constraints (from the official code): the stem width equals the first-conv width, and widths never decrease
-    from the stem through the last stage.
+    from the stem through the last stage. The head (MBPool: per-token expansion x `head_expansion`, mean over tokens,
+    an FC of `head_width`, the classifier of `num_classes`) is sized here, per space: 1984 and 1000 in the paper's
+    (official yaml `classifer_head_dim`).
     """
 
     name: str
@@ -86,7 +88,7 @@ class SearchSpace:
     stages: tuple[StageSpace, ...]
     num_classes: int
     crop_size: int
-    head_width: int = 1984
+    head_width: int
     head_expansion: int = 6
     downsampler_expansion: int = 6
     head_dim: int = 16
@@ -147,6 +149,7 @@ ELASTICVIT = SearchSpace(
     ),
     num_classes=1000,
     crop_size=224,
+    head_width=1984,
 )
 
 TINY = SearchSpace(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .arch import Arch, ArchError, Violation
 from .space import SearchSpace
@@ -24,7 +24,7 @@ def validate(arch: Arch, space: SearchSpace) -> list[Violation]:
                                 f"({', '.join(space.stage_names)})"))
         return errors
     prev_width, prev_label = arch.stem.width, "stem"
-    for i, (cfg, sp) in enumerate(zip(arch.stages, space.stages)):
+    for i, (cfg, sp) in enumerate(zip(arch.stages, space.stages, strict=True)):
         label = f"stages[{i}] ({sp.name})"
         if cfg.is_transformer != sp.is_transformer:
             want = "a transformer stage (width, depth, mlp_ratio, v_scale)" if sp.is_transformer else \
@@ -34,7 +34,7 @@ def validate(arch: Arch, space: SearchSpace) -> list[Violation]:
         _choice(errors, f"{label}.width", cfg.width, sp.widths)
         _choice(errors, f"{label}.depth", cfg.depth, sp.depths)
         names = ("mlp_ratio", "v_scale") if sp.is_transformer else ("kernel", "expansion")
-        for name, value, choices in zip(names, cfg.micro, sp.micro_choices()):
+        for name, value, choices in zip(names, cfg.micro, sp.micro_choices(), strict=True):
             _choice(errors, f"{label}.{name}", value, choices)
         if cfg.width < prev_width:
             errors.append(Violation(f"{label}.width", cfg.width,

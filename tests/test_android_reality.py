@@ -11,10 +11,19 @@ import pytest
 
 from elasticvit_deploy.farm import adb as adb_module
 from elasticvit_deploy.farm.adb import AdbServer, FarmError, Phone, parse_legacy_output
-from elasticvit_deploy.farm.identity import (BATTERY_TEMP_PATH, ThermalZone, choose_temp_sensor, parse_core_listing,
-                                             parse_thermal_listing, raw_scale, read_health, read_identity, zone_kind)
-from elasticvit_deploy.simulator import SimulatedFarm
+from elasticvit_deploy.farm.identity import (
+    BATTERY_TEMP_PATH,
+    ThermalZone,
+    choose_temp_sensor,
+    parse_core_listing,
+    parse_thermal_listing,
+    raw_scale,
+    read_health,
+    read_identity,
+    zone_kind,
+)
 from elasticvit_deploy.farm.throttling import judge_throttling
+from elasticvit_deploy.simulator import SimulatedFarm
 
 SYSFS = Path(__file__).parent / "data" / "sysfs"
 
@@ -112,7 +121,8 @@ def msm8953_zones() -> list[ThermalZone]:
     listing = " ".join(lines[lines.index("msm8953_64:/sys/class/thermal # ls") + 1:at_temp]).split()
     order = sorted(listing)  # the shell's glob order, which both `cat */...` follow
     assert len(order) == len(temps) == len(types) == 24
-    script_output = [f"zone|/sys/class/thermal/{d}/temp|{t}||{ty}" for d, t, ty in zip(order, temps, types)]
+    script_output = [f"zone|/sys/class/thermal/{d}/temp|{t}||{ty}"
+                     for d, t, ty in zip(order, temps, types, strict=True)]
     script_output += [f"alias|{line}" for line in info]
     return parse_thermal_listing("\n".join(script_output))
 
@@ -371,21 +381,21 @@ def test_simulated_bcl_soc_zone_and_offline_core(monkeypatch):
 
 
 def test_simulated_idle_frequency_drop_is_not_reported_as_throttling(monkeypatch, tiny_tflite, tmp_path):
-    from elasticvit_deploy.farm.measure import LocalModel, MeasureOptions, PhoneTarget, measure_model
+    from elasticvit_deploy.farm.measure import LocalModel, MeasureOptions, PhoneDevice, measure_model
     from elasticvit_deploy.farm.runner_protocol import RunnerSettings
     from elasticvit_deploy.farm.store import ResultsStore
 
     options = MeasureOptions(rounds=2)
     with quirky_pixel4(monkeypatch, "idle-freq-drop") as farm:
-        target = PhoneTarget(sim_phone(farm), None, RunnerSettings(warmup=1, runs=3, cores="auto", cool_timeout_s=1),
-                             options)
-        target.prepare()
-        result = measure_model(target, LocalModel.load(tiny_tflite), ResultsStore(tmp_path / "r.sqlite"), options)
+        phone = PhoneDevice(sim_phone(farm), None, RunnerSettings(warmup=1, runs=3, cores="auto", cool_timeout_s=1),
+                            options)
+        phone.prepare()
+        result = measure_model(phone, LocalModel.load(tiny_tflite), ResultsStore(tmp_path / "r.sqlite"), options)
         rounds = ResultsStore(tmp_path / "r.sqlite").all()[0].rounds
     pinned = [4, 5, 6]
     after = [r["after"]["freqs_khz"] for r in rounds]
     assert all(0 < f[c] < 0.8 * 2419200 for f in after for c in pinned)  # the cores idle when the runner reads them
-    assert result.summary["throttling"]["freq_drop"] is False
+    assert result.summary.throttling["freq_drop"] is False
     assert result.to_dict()["temp_sensor"]["path"] == "/sys/class/thermal/thermal_zone0/temp"
 
 

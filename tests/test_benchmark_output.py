@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from elasticvit_deploy.farm.benchmark_output import BenchmarkRun, parse_benchmark_output
-from elasticvit_deploy.farm.benchmark_tool import (DELEGATES, HELP_ARGV, BenchmarkTool, UnknownBenchmarkTool,
-                                                   UnsupportedDelegate, detect_tool)
+from elasticvit_deploy.farm.benchmark_tool import (
+    DELEGATES,
+    HELP_ARGV,
+    BenchmarkTool,
+    UnknownBenchmarkTool,
+    UnsupportedDelegate,
+    detect_tool,
+)
 
 DATA = Path(__file__).parent / "data" / "benchmark_model"
 FIXTURES = sorted(p for p in DATA.iterdir() if p.is_file() and p.name != "expected.json")
@@ -83,10 +89,12 @@ def test_stat_line_forms_as_tensorflow_stat_prints_them():
 def test_log_prefixes_of_real_logs_are_stripped():
     # Lines as published: Android logcat (tensorflow/tensorflow#56301) and absl (LiteRT build instructions).
     text = ("05-31 10:31:13.023 21767 21767 I tflite  : Log parameter values verbosely: [0]\n"
-            "I0000 00:00:1758455104.504065   62590 accelerator_registry.cc:51] RegisterAccelerator: ptr=0x559f093a7dd0\n"
+            "I0000 00:00:1758455104.504065   62590 accelerator_registry.cc:51] "
+            "RegisterAccelerator: ptr=0x559f093a7dd0\n"
             "05-31 10:38:42.607 22206 22206 E tflite  : Following operations are not supported by GPU delegate:\n"
             "05-31 10:31:13.023 21767 21767 I tflite  : count=1 curr=4000\n"
-            "05-31 10:31:13.023 21767 21767 I tflite  : count=2 first=3000 curr=3100 min=3000 max=3100 avg=3050 std=50\n")
+            "05-31 10:31:13.023 21767 21767 I tflite  : "
+            "count=2 first=3000 curr=3100 min=3000 max=3100 avg=3050 std=50\n")
     run = parse_benchmark_output(text)
     assert (run.family, run.count, run.avg_us) == ("classic", 2, 3050.0)
     assert run.errors == ("Following operations are not supported by GPU delegate:",)

@@ -84,6 +84,7 @@ def test_cli_prints_table4_fields(checkpoint):
     out = json.loads(r.output)
     assert {"random", "top_2", "n", "level", "batch_size", "window", "loss", "subnets", "similarity",
             "top_indices", "checkpoint"} <= out.keys()
+    assert (out["format"], out["version"]) == ("elasticvit-deploy.gradient-conflict", 1)
     assert out["n"] == 4 and out["level"] == LEVEL and out["batch_size"] == 16 and out["checkpoint"]["weights"] == "ema"
     assert -1 <= out["random"] <= 1 and -1 <= out["top_2"] <= 1 and len(out["subnets"]) == 4
 

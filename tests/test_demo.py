@@ -15,6 +15,7 @@ def test_demo_runs_the_whole_loop(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["demo", "--out", "d", "--train-steps", "5", "--predictor-blocks", "8", "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
+    assert (out["format"], out["version"]) == ("elasticvit-deploy.demo", 1)
     assert [s["step"] for s in out["steps"]] == ["1-train", "2-predictor", "3-search", "4-measure-host",
                                                  "5-measure-simulated", "6-report"]
     choice = out["choice"]

@@ -8,11 +8,22 @@ import torch
 from click.testing import CliRunner
 
 from elasticvit_deploy.cli import main
-from elasticvit_deploy.export import ExportError, build_subnet, export_module, export_subnet, load_image_samples
-from elasticvit_deploy.export import pipeline, runtime
-from elasticvit_deploy.export.describe import ModelFileError, describe_model
+from elasticvit_deploy.export import (
+    ExportError,
+    ExportRequestError,
+    ModelFileError,
+    build_subnet,
+    export_module,
+    export_subnet,
+    load_image_samples,
+    onnx_format,
+    pipeline,
+    tflite_format,
+)
+from elasticvit_deploy.export.describe import describe_model
 from elasticvit_deploy.export.inputs import InputDataError, synthetic_inputs
 from elasticvit_deploy.export.manifest import sha256_bytes
+from elasticvit_deploy.export.subnet import INITIAL_WEIGHTS_WARNING
 from elasticvit_deploy.export.tflite_graph import inspect_graph
 from supernet.checkpoint import save_checkpoint, sha256_file
 from supernet.flops import arch_mflops
@@ -48,8 +59,9 @@ def _tflite_outputs(path, inputs):
 def tiny_export(tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
     arch = min_arch(TINY)
-    models = export_subnet(arch, TINY, out, formats=("tflite", "onnx"), quantizations=ALL_QUANT)
-    return arch, out, models
+    result = export_subnet(arch, TINY, out, formats=("tflite", "onnx"), quantizations=ALL_QUANT)
+    assert result.warnings == [INITIAL_WEIGHTS_WARNING, pipeline.SYNTHETIC_INT8_WARNING]
+    return arch, out, result.models
 
 
 def test_every_format_and_quantization_is_published_with_manifest(tiny_export):
@@ -61,6 +73,9 @@ def test_every_format_and_quantization_is_published_with_manifest(tiny_export):
     for m in models:
         manifest = json.loads(m.manifest_path.read_text())
         assert manifest == json.loads(json.dumps(m.manifest))
+        assert list(manifest)[:2] == ["format", "version"]
+        assert manifest["format"] == "elasticvit-deploy.export-manifest" and manifest["version"] == 1
+        assert manifest["model_format"] == m.format and manifest["quantization"] == m.quantization
         assert manifest["sha256"] == sha256_file(m.path) and manifest["size_bytes"] == m.path.stat().st_size
         assert manifest["arch"] == arch.to_dict() and manifest["space"] == "tiny"
         assert manifest["mflops"] == pytest.approx(arch_mflops(arch, TINY))
@@ -94,16 +109,14 @@ def test_fp32_files_match_pytorch_on_fresh_inputs(tiny_export):
         ref = [subnet(xi).numpy() for xi in x]
     tfl = next(m for m in models if m.format == "tflite" and m.quantization == "none")
     got = _tflite_outputs(tfl.path, x.numpy())
-    assert max(np.abs(a - b).max() for a, b in zip(ref, got)) <= 1e-4
+    assert max(np.abs(a - b).max() for a, b in zip(ref, got, strict=True)) <= 1e-4
     onnx_model = next(m for m in models if m.format == "onnx" and m.quantization == "none")
-    sess = runtime.OnnxRunner(onnx_model.path)
-    assert max(np.abs(sess.run(xi.numpy()) - r).max() for xi, r in zip(x, ref)) <= 1e-4
+    sess = onnx_format.OnnxRunner(onnx_model.path)
+    assert max(np.abs(sess.run(xi.numpy()) - r).max() for xi, r in zip(x, ref, strict=True)) <= 1e-4
 
 
 def test_no_checkpoint_graph_is_a_trained_subnets_graph(tiny_export):
     """Initial weights would let the converter fold zero-scale BN branches and unit LayerNorm affines away."""
-    from elasticvit_deploy.export import tflite_format
-
     arch, _, models = tiny_export
     net = ElasticViTSupernet(TINY)
     randomize_(net, seed=8)  # stands in for trained weights: nothing is 0 or 1
@@ -119,16 +132,28 @@ def test_model_files_describe_themselves(tiny_export):
     arch, _, models = tiny_export
     for m in models:
         info = describe_model(m.path)
-        meta = info["metadata"]
+        meta = info.metadata
         assert meta["arch"] == arch.to_dict() and meta["space_fingerprint"] == TINY.fingerprint
         assert meta["format"] == m.format and meta["quantization"] == m.quantization
-        assert info["manifest"]["matches"] is True
+        assert info.manifest_matches is True and info.format == m.format
     r = run("inspect", models[0].path, "--json")
-    assert r.exit_code == 0 and json.loads(r.output)["metadata"]["mflops"] == pytest.approx(arch_mflops(arch, TINY))
+    doc = json.loads(r.output)
+    assert r.exit_code == 0 and doc["metadata"]["mflops"] == pytest.approx(arch_mflops(arch, TINY))
+    assert doc["format"] == "elasticvit-deploy.model-info" and doc["version"] == 1 and doc["manifest"]["matches"]
+    assert doc["model_format"] == models[0].format
     text = run("inspect", models[0].path).output
     assert "elasticvit-subnet" in text and "manifest      matches" in text
-    models[0].manifest_path.write_text(json.dumps({"sha256": "0" * 64}))
-    assert describe_model(models[0].path)["manifest"]["matches"] is False
+    manifest = json.loads(models[0].manifest_path.read_text())
+    # a manifest of the headerless layout (the export cache may hold them) is still read
+    legacy = {"schema": "elasticvit-deploy/export-manifest@1", **{k: v for k, v in manifest.items()
+                                                                  if k not in ("format", "version")}}
+    models[0].manifest_path.write_text(json.dumps(legacy))
+    assert describe_model(models[0].path).manifest_matches is True
+    for foreign in ({**manifest, "format": "elasticvit-deploy.measurement"}, {**manifest, "version": 99},
+                    {"sha256": manifest["sha256"]}, {"sha256": "0" * 64}):
+        models[0].manifest_path.write_text(json.dumps(foreign))
+        assert describe_model(models[0].path).manifest_matches is False
+    models[0].manifest_path.write_text(json.dumps(manifest))
 
 
 def test_cli_nhwc_with_checkpoint_uses_ema_weights(tmp_path):
@@ -145,6 +170,7 @@ def test_cli_nhwc_with_checkpoint_uses_ema_weights(tmp_path):
             tmp_path / "out", "--name", "m", "--json")
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
+    assert report["format"] == "elasticvit-deploy.export-result" and report["version"] == 1
     (model,) = report["models"]
     manifest = model["manifest"]
     assert model["path"].endswith("m-fp32-nhwc.tflite") and manifest["input"]["shape"] == [1, 32, 32, 3]
@@ -156,7 +182,7 @@ def test_cli_nhwc_with_checkpoint_uses_ema_weights(tmp_path):
     with torch.no_grad():
         ref = [subnet(xi[None]).numpy() for xi in x]
     got = _tflite_outputs(model["path"], x.permute(0, 2, 3, 1)[:, None].numpy())
-    assert max(np.abs(a - b).max() for a, b in zip(ref, got)) <= 1e-4
+    assert max(np.abs(a - b).max() for a, b in zip(ref, got, strict=True)) <= 1e-4
     assert ref[0].std() > 1e-3  # the checkpoint's weights give a real signal, so a wrong weight set would show
 
 
@@ -177,24 +203,24 @@ def test_single_blocks_export_through_the_same_path(tmp_path, kind):
     }[kind]
     with torch.no_grad():
         block(torch.zeros(shape))  # the shape fits the block
-    (m,) = export_module(block, shape, tmp_path, kind, metadata={"kind": "block", "block": kind})
+    (m,) = export_module(block, shape, tmp_path, kind, metadata={"kind": "block", "block": kind}).models
     assert m.manifest["verification"]["parity"]["max_abs_diff"] <= 1e-4
     assert m.manifest["input"]["shape"] == list(shape) and m.manifest["block"] == kind
-    assert describe_model(m.path)["metadata"]["block"] == kind
+    assert describe_model(m.path).metadata["block"] == kind
 
 
 def test_same_module_same_bytes(tmp_path):
     subnet, *_ = _blocks()
-    a = export_module(subnet.cnn[1], (1, 8, 16, 16), tmp_path / "a", "b")[0]
-    b = export_module(subnet.cnn[1], (1, 8, 16, 16), tmp_path / "b", "b")[0]
+    a = export_module(subnet.cnn[1], (1, 8, 16, 16), tmp_path / "a", "b").models[0]
+    b = export_module(subnet.cnn[1], (1, 8, 16, 16), tmp_path / "b", "b").models[0]
     assert a.manifest["sha256"] == b.manifest["sha256"]
     assert sha256_bytes(a.path.read_bytes()) == a.manifest["sha256"]
 
 
 def test_failed_verification_leaves_nothing(tmp_path, monkeypatch):
     subnet, *_ = _blocks()
-    real_run = runtime.TFLiteRunner.run
-    monkeypatch.setattr(runtime.TFLiteRunner, "run", lambda self, x: real_run(self, x) + 1e-3)
+    real_run = tflite_format.TFLiteRunner.run
+    monkeypatch.setattr(tflite_format.TFLiteRunner, "run", lambda self, x: real_run(self, x) + 1e-3)
     out = tmp_path / "new" / "dir"
     with pytest.raises(ExportError, match=r"max abs diff to PyTorch 0.001.* > 0.0001"):
         export_module(subnet.cnn[1], (1, 8, 16, 16), out, "b", quantizations=("none", "dynamic-int8"))
@@ -210,8 +236,6 @@ def test_failed_verification_leaves_nothing(tmp_path, monkeypatch):
 def test_flex_and_custom_ops_are_detected_and_refused(tmp_path, monkeypatch):
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
-
-    from elasticvit_deploy.export import tflite_format
 
     subnet, *_ = _blocks()
     clean = tflite_format.convert_module(subnet.cnn[1], torch.zeros(1, 8, 16, 16), False)
@@ -234,7 +258,7 @@ def test_flex_and_custom_ops_are_detected_and_refused(tmp_path, monkeypatch):
 
 def test_elasticvit_min_subnet_exports_at_its_resolution(tmp_path):
     arch = min_arch(ELASTICVIT)
-    (m,) = export_subnet(arch, ELASTICVIT, tmp_path)
+    (m,) = export_subnet(arch, ELASTICVIT, tmp_path).models
     assert m.manifest["input"]["shape"] == [1, 3, arch.resolution, arch.resolution]
     assert m.manifest["verification"]["parity"]["max_abs_diff"] <= 1e-4
     assert "RESIZE_BILINEAR" not in m.manifest["graph"]["ops"] and m.manifest["graph"]["builtin_only"]
@@ -320,5 +344,16 @@ def test_request_validation():
         args = dict(name="m", input_shape=(1, 3, 8, 8), formats=("tflite",), quantizations=("none",),
                     channels_last=False)
         args.update(kwargs)
-        with pytest.raises(ValueError, match=msg):
+        with pytest.raises(ExportRequestError, match=msg):
             pipeline.check_request(**args)
+
+
+def test_weights_warnings_name_what_the_export_carries():
+    from elasticvit_deploy.export.subnet import NO_EMA_WARNING, weights_warnings
+    from supernet.checkpoint import SupernetWeights
+
+    raw = SupernetWeights({}, "c.pt", "0" * 64, "model", "tiny")
+    ema = SupernetWeights({}, "c.pt", "0" * 64, "ema", "tiny")
+    assert weights_warnings(None, prefer_ema=True) == [INITIAL_WEIGHTS_WARNING]
+    assert weights_warnings(raw, prefer_ema=True) == [NO_EMA_WARNING]
+    assert weights_warnings(raw, prefer_ema=False) == [] and weights_warnings(ema, prefer_ema=True) == []

@@ -18,13 +18,13 @@ import pytest
 from click.testing import CliRunner
 
 from elasticvit_deploy.cli import main
-from elasticvit_deploy.farm.adb import AdbServer, FarmError
+from elasticvit_deploy.farm import store as store_module
+from elasticvit_deploy.farm.adb import AdbServer, FarmInputError
 from elasticvit_deploy.farm.lease import LeaseCancelled, LeaseHolder, PhoneBusy, PhoneLease, lease_path
 from elasticvit_deploy.farm.runner_protocol import BENCHMARK_PATH
+from elasticvit_deploy.farm.store import MeasurementConflict, ResultsStore
 from elasticvit_deploy.simulator import SimulatedFarm
 from elasticvit_deploy.simulator.benchmark_service import BenchmarkService
-from elasticvit_deploy.farm import store as store_module
-from elasticvit_deploy.farm.store import MeasurementConflict, ResultsStore
 
 PROJECT = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "elasticvit-deploy"
@@ -41,7 +41,7 @@ def _env() -> dict[str, str]:
 
 
 def _start(store: ResultsStore, key: str = "k") -> int:
-    return store.start(key, model_sha256="sha", model_name="m.tflite", device=DEVICE, runtime_version="rt",
+    return store.start(key, model_sha256="sha", model_name="m.tflite", device=DEVICE, runtime="rt",
                        flags={"runs": 1})
 
 
@@ -147,7 +147,7 @@ def test_lease_is_exclusive_names_its_holder_and_dies_with_it():
     assert lease_path(server, "X1") != lease_path(other, "X1")  # the same serial on two servers: two phones
     assert lease_path(AdbServer("localhost", 5037, explicit=False), "X1") == lease_path(server, "X1")
     assert lease_path(server, "a_b").name != lease_path(server, "a.b").name
-    with pytest.raises(FarmError, match="invalid serial"):
+    with pytest.raises(FarmInputError, match="invalid serial"):
         lease_path(server, "../x")
     holder = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True, env=_env())
     try:
@@ -254,7 +254,7 @@ def test_three_measure_processes_take_turns_on_one_phone(farm, tiny_tflite, tmp_
     assert len(measurements) == 3
     for m in measurements:
         assert len(m.rounds) == len(m.samples) == m.summary["rounds"] == 3
-        assert m.summary["round_ms"] == [round(x, 6) for x in m.samples]
+        assert m.summary["rounds_ms"] == [round(x, 6) for x in m.samples]
     with sqlite3.connect(store) as db:
         for m in measurements:
             rounds = [r for (r,) in db.execute("SELECT round FROM rounds WHERE measurement_id = ? ORDER BY round",

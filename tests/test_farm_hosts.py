@@ -17,8 +17,9 @@ from elasticvit_deploy.cli import main
 from elasticvit_deploy.errors import MAX_LINE
 from elasticvit_deploy.farm.adb import AdbServer
 from elasticvit_deploy.farm.lease import PhoneLease
-from elasticvit_deploy.simulator import PROFILES, SimulatedFarm
 from elasticvit_deploy.farm.store import ResultsStore
+from elasticvit_deploy.simulator import PROFILES, SimulatedFarm
+from supernet.documents import check_header
 
 FAST = ["--warmup", "1", "--runs", "2", "--rounds", "1", "--cool-timeout", "1"]
 SERIAL = "sim-pixel4-1"
@@ -70,6 +71,7 @@ def test_one_farm_across_two_adb_servers(two_farms, tiny_tflite, tmp_path):
     r = run("farm", "list", "--adb", adb_a, "--json")
     assert r.exit_code == 0, r.output
     listing = json.loads(r.stdout)
+    assert check_header(listing, "farm-listing", 1) == 1
     assert listing["servers"] == [{"adb": adb_a, "error": None}, {"adb": adb_b, "error": None}]
     rows = {(d["adb"], d["serial"]): (d["alias"], d["model"], d["state"]) for d in listing["devices"]}
     assert rows == {(adb_a, SERIAL): (None, "Pixel 4", "device"), (adb_b, SERIAL): (None, "Pixel 6", "device"),

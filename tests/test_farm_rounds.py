@@ -64,7 +64,8 @@ def test_short_rounds_of_a_real_output_are_recorded_and_shown(tmp_path, tiny_tfl
     """The published inception-v4 log (50 runs asked, the 150 s --max_secs default stopped it at 34) replayed as a
     phone's tool: detected from TF Lite 1.12's real flag listing, its 34 runs stored and shown, not hidden."""
     # TF Lite 1.12 lists neither --max_secs nor --use_xnnpack nor --enable_op_profiling: none may be passed
-    tool = replay_tool(tmp_path, "help-tf1-tflite1.12-am57x.txt", "classic-inception-v4-imx8mp-vx-delegate-max-secs.txt",
+    tool = replay_tool(tmp_path, "help-tf1-tflite1.12-am57x.txt",
+                       "classic-inception-v4-imx8mp-vx-delegate-max-secs.txt",
                        refuse="*--max_secs*|*--use_xnnpack*|*--enable_op_profiling*|*--min_secs*")
     with SimulatedFarm(["pixel4"], time_scale=0.02, benchmark_binary=tool) as farm:
         args = ["measure", tiny_tflite, "--serial", "sim-pixel4-1", "--adb", f"127.0.0.1:{farm.port}", "--store",
@@ -74,7 +75,7 @@ def test_short_rounds_of_a_real_output_are_recorded_and_shown(tmp_path, tiny_tfl
         assert r.exit_code == 0, r.output
         (res,) = json.loads(r.stdout)["results"]
         assert res["short_rounds"] == [{"round": 0, "count": 34}] and res["median_ms"] == pytest.approx(4428.4)
-        assert res["runtime"]["tool"] == "classic" and res["runtime_version"].startswith("benchmark_model classic@")
+        assert res["tool"]["family"] == "classic" and res["runtime"].startswith("benchmark_model classic@")
         r = run(*args)
         assert r.exit_code == 0 and "round 0: 34/50 runs" in r.stdout and "cached" in r.stdout, r.output
 
@@ -99,8 +100,8 @@ def test_the_tools_own_delegate_flags_and_refusals(tmp_path, tiny_tflite):
         r = run(*base, "--delegate", "gpu", "--json")
         assert r.exit_code == 0, r.output
         (res,) = json.loads(r.stdout)["results"]
-        assert res["runtime"]["tool"] == "litert2" and res["rounds"] == 2 and res["inferences"] == 10
-        assert res["runtime_version"].startswith("benchmark_model litert2@")
+        assert res["tool"]["family"] == "litert2" and res["rounds"] == 2 and res["inferences"] == 10
+        assert res["runtime"].startswith("benchmark_model litert2@")
 
 
 def test_classic_tool_flags_warmup_zero_and_result_fields(tmp_path, tiny_tflite):

@@ -12,7 +12,7 @@ from elasticvit_deploy.export import tflite_format
 from elasticvit_deploy.farm.adb import AdbServer, Phone
 from elasticvit_deploy.farm.batch import measure_batch
 from elasticvit_deploy.farm.identity import read_identity
-from elasticvit_deploy.farm.measure import LocalModel, MeasureOptions, PhoneTarget
+from elasticvit_deploy.farm.measure import LocalModel, MeasureOptions, PhoneDevice
 from elasticvit_deploy.farm.runner_protocol import BENCHMARK_PATH, MODELS_DIR, RunnerSettings
 from elasticvit_deploy.farm.store import ResultsStore
 from elasticvit_deploy.simulator import SimulatedFarm
@@ -61,7 +61,7 @@ def test_measure_on_a_phone_stores_and_reuses(farm, model_file, tmp_path):
     assert r.exit_code == 0, r.output
     (res,) = json.loads(r.stdout)["results"]
     assert res["device"]["model"] == "Pixel 4" and res["flags"]["cores"] == "70" and not res["cached"]
-    assert res["runtime_version"].startswith("benchmark_model classic@") and res["rounds"] == 2 and res["inferences"] == 10
+    assert res["runtime"].startswith("benchmark_model classic@") and res["rounds"] == 2 and res["inferences"] == 10
     assert res["median_ms"] > 0 and res["temperature_c"]["first"] is not None and "any" in res["throttling"]
     sandbox = farm.phone("sim-pixel4-1").sandbox
     pushed = list((sandbox / MODELS_DIR.lstrip("/")).glob("*.tflite"))
@@ -96,7 +96,7 @@ def test_offline_and_garbled_phones_are_reported_others_measured(farm, model_fil
             "--fresh", *FAST)
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert r.exit_code == 1 and len(errors) == 1 and "sim-pixel6-1" in errors[0]
-    exported = json.loads(run("results", "export", "--store", store).stdout)
+    exported = json.loads(run("results", "export", "--store", store).stdout)["measurements"]
     assert [m["device_serial"] for m in exported] == ["sim-pixel4-1"]  # the earlier result is kept
 
 
@@ -104,8 +104,8 @@ def test_a_phone_failing_repeatedly_is_quarantined(farm, model_file, tmp_path):
     server = AdbServer("127.0.0.1", farm.port, explicit=True)
     options = MeasureOptions(rounds=1)
     settings = RunnerSettings(warmup=1, runs=2, cool_timeout_s=1)
-    bad = PhoneTarget(Phone(server, "sim-pixel6-1", retries=0), None, settings, options)
-    good = PhoneTarget(Phone(server, "sim-pixel4-1"), None, settings, options)
+    bad = PhoneDevice(Phone(server, "sim-pixel6-1", retries=0), None, settings, options)
+    good = PhoneDevice(Phone(server, "sim-pixel4-1"), None, settings, options)
     models = []
     for i in range(5):
         models.append(tmp_path / f"m{i}.tflite")
@@ -143,7 +143,7 @@ def test_missing_benchmark_model_and_setup(farm, model_file, tmp_path):
     r = run("measure", model_file, "--serial", "sim-pixel6-1", "--adb", f"127.0.0.1:{farm.port}", "--store",
             tmp_path / "r.sqlite", "--json", *FAST)
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["results"][0]["runtime"]["tool"] == "classic"
+    assert json.loads(r.stdout)["results"][0]["tool"]["family"] == "classic"
 
 
 def test_unknown_serial_one_line(farm, model_file, tmp_path):

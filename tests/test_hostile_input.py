@@ -54,7 +54,7 @@ def files_under(path: Path) -> list[str]:
 def seed_store(home: Path, model: Path) -> list[dict]:
     """A results store in `home` holding one complete measurement; its export."""
     assert cli(home, "measure", str(model), *MEASURE).returncode == 0
-    return json.loads(cli(home, "results", "export").stdout)
+    return json.loads(cli(home, "results", "export").stdout)["measurements"]
 
 
 # ----- 1. quoted values capped, deep nesting ---------------------------------------------------------------------
@@ -245,6 +245,6 @@ def test_disk_full_during_measure_keeps_earlier_results(tmp_path, tiny_tflite):
     one_error_line(subprocess.CompletedProcess([], int(status), "", error + "\n"), 1, str(store),
                    "no space left on the device")
     assert set(listing) <= {".", "..", "results.sqlite", "results.sqlite-wal", "results.sqlite-shm"}, listing
-    after = json.loads(r.stdout)
+    after = json.loads(r.stdout)["measurements"]
     assert after[0] == earlier[0]
     assert all(not m["complete"] for m in after[1:])  # rounds committed before the disk filled, kept to resume

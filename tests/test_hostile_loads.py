@@ -27,10 +27,15 @@ from sklearn.base import clone
 from elasticvit_deploy.cli import main
 from elasticvit_deploy.latency.blocks import FAMILIES
 from elasticvit_deploy.latency.features import block_cost
-from elasticvit_deploy.latency.learned import (CANDIDATES, TRUSTED_TYPES, FamilyModel, LearnedPredictor,
-                                               PredictorFileError)
+from elasticvit_deploy.latency.learned import (
+    CANDIDATES,
+    TRUSTED_TYPES,
+    FamilyModel,
+    LearnedPredictor,
+    PredictorFileError,
+)
 from elasticvit_deploy.latency.model import universe
-from elasticvit_deploy.latency.targets import learned_dir
+from elasticvit_deploy.latency.predictors import learned_dir
 from supernet.sampling import archs, sample_uniform
 from supernet.space import TINY
 from supernet.training.train_config import ConfigError, load_config

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from elasticvit_deploy.reports.render import md_text
+from supernet.documents import header
 from supernet.sampling import min_arch
 from supernet.space import TINY
 
@@ -71,17 +72,20 @@ def _digest(directory):
 
 
 def _measure_doc(models, phone="phone-fpA"):
-    return {"results": [{"model": f"/models/{m}", "model_sha256": "0" * 64, "runtime_version": "rt|<b>1</b>",
+    return {**header("measurements", 1),
+            "results": [{**header("measurement", 1), "model": f"/models/{m}", "model_sha256": "0" * 64,
+                         "runtime": "rt|<b>1</b>",
                          "device": {"fingerprint": "fpA", "alias": phone, "model": "Pixel `4`"},
-                         "flags": {}, "cached": False, "median_ms": 10.0 + i, "median_ci95_ms": [9.5 + i, 10.5 + i],
-                         "cv": 0.02, "round_ms": [9.5 + i, 10.0 + i, 10.5 + i]} for i, m in enumerate(models)],
+                         "flags": {}, "cached": False, "median_ms": 10.0 + i, "ci95_ms": [9.5 + i, 10.5 + i],
+                         "cv": 0.02, "rounds_ms": [9.5 + i, 10.0 + i, 10.5 + i]} for i, m in enumerate(models)],
             "failures": [], "skipped": []}
 
 
 def _hostile_inputs(tmp_path):
     now = tmp_path / "now.json"
     now.write_text(json.dumps(_measure_doc(HOSTILE_MODELS, HOSTILE_PHONE)))
-    search = {"choices": [{"target": HOSTILE_PHONE, "budget_ms": 30, "arch": {"resolution": 32}, "mflops": 2.0,
+    search = {**header("search-result", 1),
+              "choices": [{"device": HOSTILE_PHONE, "budget_ms": 30, "arch": {"resolution": 32}, "mflops": 2.0,
                            "predicted_ms": 11.0, "measured_ms": 10.0, "model": f"/x/{HOSTILE_MODELS[0]}",
                            "measured_on": {"fingerprint": "fpA", "alias": HOSTILE_PHONE, "runtime": "rt"}}],
               "pareto": {HOSTILE_PHONE: [{"latency_ms": 9.0, "score": 1.0}, {"latency_ms": 12.0, "score": 2.0}]}}
@@ -180,6 +184,7 @@ def cached_export(tmp_path_factory):
     r = subprocess.run(_export_args(root, out), capture_output=True, text=True, timeout=300,
                        env={**os.environ, "ELASTICVIT_DEPLOY_HOME": str(root / "home")})
     assert r.returncode == 0, r.stderr
+    assert "warning: no --checkpoint: the subnet has the supernet's initial weights" in r.stderr  # from the result
     return root, _digest(out)
 
 

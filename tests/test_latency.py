@@ -17,23 +17,31 @@ from elasticvit_deploy.latency.block_modules import block_module
 from elasticvit_deploy.latency.blocks import Block, decompose
 from elasticvit_deploy.latency.features import block_cost
 from elasticvit_deploy.latency.learned import LearnedPredictor, PredictorFileError
-from elasticvit_deploy.latency.measurements import parse_lut_key
+from elasticvit_deploy.latency.measurements import parse_table_key
+from elasticvit_deploy.latency.measurer import default_statistic
 from elasticvit_deploy.latency.model import ArchLatencyModel, universe
-from elasticvit_deploy.latency.sampling import choose_and_measure, family_quotas
-from elasticvit_deploy.latency.tables import (TABLE_DEVICES, TableError, TablePredictor, fetch_tables,
-                                              import_tables, table_file_name)
+from elasticvit_deploy.latency.selection import choose_and_measure, family_quotas
+from elasticvit_deploy.latency.tables import (
+    TABLE_DEVICES,
+    TableError,
+    TablePredictor,
+    fetch_tables,
+    import_tables,
+    table_file_name,
+)
 from supernet import encoding as enc
 from supernet.model import graph_sides
 from supernet.sampling import archs, max_arch, min_arch, sample_uniform
 from supernet.space import ELASTICVIT, TINY
 
-LUTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
-pytestmark = pytest.mark.skipif(not LUTS.is_dir(), reason="../shared/data/nnmeter-hybrid-luts is not beside the repo")
+TABLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
+pytestmark = pytest.mark.skipif(not TABLES_DIR.is_dir(),
+                                reason="../shared/data/nnmeter-hybrid-luts is not beside the repo")
 
 
 @pytest.fixture(scope="module")
 def tables():
-    return {d: TablePredictor.load(d, LUTS / table_file_name(d)) for d in TABLE_DEVICES}
+    return {d: TablePredictor.load(d, TABLES_DIR / table_file_name(d)) for d in TABLE_DEVICES}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +51,7 @@ def some_archs():
 
 def test_every_block_of_every_arch_is_in_every_table(tables, some_archs):
     for arch in some_archs:
-        keys = [b.lut_key for _, b in decompose(arch, ELASTICVIT)]
+        keys = [b.table_key for _, b in decompose(arch, ELASTICVIT)]
         for t in tables.values():
             assert all(k in t.entries for k in keys), arch.to_json()
 
@@ -51,8 +59,8 @@ def test_every_block_of_every_arch_is_in_every_table(tables, some_archs):
 def test_decomposition_counts_and_conventions():
     arch = archs(sample_uniform(ELASTICVIT, 1, seed=9), ELASTICVIT)[0]
     parts = decompose(arch, ELASTICVIT)
-    cnn = sum(s.depth for s, sp in zip(arch.stages, ELASTICVIT.stages) if not sp.is_transformer)
-    trans = [s.depth for s, sp in zip(arch.stages, ELASTICVIT.stages) if sp.is_transformer]
+    cnn = sum(s.depth for s, sp in zip(arch.stages, ELASTICVIT.stages, strict=True) if not sp.is_transformer)
+    trans = [s.depth for s, sp in zip(arch.stages, ELASTICVIT.stages, strict=True) if sp.is_transformer]
     assert len(parts) == 1 + arch.stem.depth + cnn + sum(1 + 2 * d for d in trans) + 1
     assert parts[0][0] == "first_conv" and parts[-1][0] == "head"
     # the nn-Meter convention writes the stem input as 16 and floors sides; the graph one is the real model
@@ -67,9 +75,9 @@ def test_decomposition_counts_and_conventions():
     assert nn_blocks["head"].hw == 2 and dict(graph)["head"].hw == graph_sides(ELASTICVIT, 160)[-1] == 3
 
 
-def test_lut_keys_round_trip(tables):
+def test_table_keys_round_trip(tables):
     for key in tables["pixel1"].entries:
-        assert parse_lut_key(key).lut_key == key
+        assert parse_table_key(key).table_key == key
 
 
 def test_batch_prediction_equals_per_block_sum(tables, some_archs):
@@ -107,9 +115,9 @@ def test_universe_covers_sampled_archs():
         assert {b for _, b in decompose(arch, TINY, "graph")} <= blocks
 
 
-def test_sampling_rule_budget_quotas_and_determinism(tables):
+def test_selection_rule_budget_quotas_and_determinism(tables):
     table = tables["pixel4"]
-    candidates = [b for b in universe(ELASTICVIT, "nnmeter") if b.lut_key in table.entries]
+    candidates = [b for b in universe(ELASTICVIT, "nnmeter") if b.table_key in table.entries]
     quotas = family_quotas(candidates, 120)
     assert sum(quotas.values()) <= 120 and all(q >= 1 for q in quotas.values())
     calls = []
@@ -129,7 +137,7 @@ def test_sampling_rule_budget_quotas_and_determinism(tables):
 
 def test_learned_predictor_from_5pct_of_a_table_is_accurate_and_persists(tables, tmp_path):
     table = tables["pixel1"]
-    candidates = [b for b in universe(ELASTICVIT, "nnmeter") if b.lut_key in table.entries]
+    candidates = [b for b in universe(ELASTICVIT, "nnmeter") if b.table_key in table.entries]
     blocks, ms = choose_and_measure(candidates, 400, table.predict_blocks, seed=0)
     learned = LearnedPredictor.fit("p1", "nnmeter", blocks, ms)
     rows = sample_uniform(ELASTICVIT, 300, seed=5)
@@ -139,12 +147,20 @@ def test_learned_predictor_from_5pct_of_a_table_is_accurate_and_persists(tables,
     learned.save(tmp_path / "p1")
     loaded = LearnedPredictor.load(tmp_path / "p1")
     np.testing.assert_allclose(ArchLatencyModel(loaded, ELASTICVIT).predict_batch(rows), got)
+    shutil.copytree(tmp_path / "p1", tmp_path / "moved")  # identity by content, not by where the files lie
+    assert LearnedPredictor.load(tmp_path / "moved").content_id() == loaded.content_id() == learned.content_id()
+    loaded.scale = 1.1
+    assert loaded.content_id() != learned.content_id()
     meta = json.loads((tmp_path / "p1" / "predictor.json").read_text())
     meta["version"] = 99
     (tmp_path / "p1" / "predictor.json").write_text(json.dumps(meta))
     with pytest.raises(PredictorFileError, match="version 99"):
         LearnedPredictor.load(tmp_path / "p1")
     meta["version"] = 1
+    assert meta["format"] == "elasticvit-deploy.latency-predictor" and list(meta)[:2] == ["format", "version"]
+    (tmp_path / "p1" / "predictor.json").write_text(json.dumps(dict(meta, format="elasticvit-deploy.search-state")))
+    with pytest.raises(PredictorFileError, match="expected an elasticvit-deploy.latency-predictor document"):
+        LearnedPredictor.load(tmp_path / "p1")
     (tmp_path / "p1" / "predictor.json").write_text(json.dumps(meta))
     (tmp_path / "p1" / "regressors.skops").write_bytes(b"not a zip")
     with pytest.raises(PredictorFileError, match="cannot read its regressors"):
@@ -152,12 +168,12 @@ def test_learned_predictor_from_5pct_of_a_table_is_accurate_and_persists(tables,
 
 
 def test_transfer_from_another_phone(tables):
-    target, base = tables["pixel1"], tables["pixel4"]
-    candidates = [b for b in universe(ELASTICVIT, "nnmeter") if b.lut_key in target.entries]
-    blocks, ms = choose_and_measure(candidates, 121, target.predict_blocks, seed=0)
+    phone, base = tables["pixel1"], tables["pixel4"]
+    candidates = [b for b in universe(ELASTICVIT, "nnmeter") if b.table_key in phone.entries]
+    blocks, ms = choose_and_measure(candidates, 121, phone.predict_blocks, seed=0)
     learned = LearnedPredictor.fit("p1", "nnmeter", blocks, ms, base=base)
     rows = sample_uniform(ELASTICVIT, 300, seed=6)
-    truth = ArchLatencyModel(target, ELASTICVIT).predict_batch(rows)
+    truth = ArchLatencyModel(phone, ELASTICVIT).predict_batch(rows)
     got = ArchLatencyModel(learned, ELASTICVIT).predict_batch(rows)
     assert np.mean(np.abs(got / truth - 1) <= 0.05) >= 0.9
 
@@ -165,9 +181,13 @@ def test_transfer_from_another_phone(tables):
 def test_import_checks_sha256_and_installs(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
-    shutil.copy(LUTS / table_file_name("pixel6"), src)
+    shutil.copy(TABLES_DIR / table_file_name("pixel6"), src)
     assert set(import_tables(src)) == {"pixel6"}
-    data = bytearray((LUTS / table_file_name("pixel4")).read_bytes())
+    installed = TablePredictor.load("pixel6")
+    assert installed.source != str(TABLES_DIR / table_file_name("pixel6"))
+    assert installed.content_id() == TablePredictor.load("pixel6", TABLES_DIR / table_file_name("pixel6")).content_id()
+    assert installed.content_id() != TablePredictor.load("pixel4", TABLES_DIR / table_file_name("pixel4")).content_id()
+    data = bytearray((TABLES_DIR / table_file_name("pixel4")).read_bytes())
     data[100] ^= 1
     (src / table_file_name("pixel4")).write_bytes(bytes(data))
     with pytest.raises(TableError, match="sha256"):
@@ -194,7 +214,7 @@ def test_fetch_verifies_and_reports_offline():
 
     def opener(url, timeout):
         served.append(url)
-        return Response((LUTS / table_file_name("xiaomi11")).read_bytes())
+        return Response((TABLES_DIR / table_file_name("xiaomi11")).read_bytes())
 
     assert set(fetch_tables(["xiaomi11"], opener=opener)) == {"xiaomi11"}
     assert "9c31e190e78d6ac558213c68b41575fe545c0533" in served[0]
@@ -221,11 +241,12 @@ def _arch_file(tmp_path, space=ELASTICVIT, seed=2):
 def test_cli_latency_and_errors(tmp_path):
     arch = _arch_file(tmp_path)
     r = _cli("latency", "--target", "pixel1", str(arch))
-    assert r.exit_code == 2 and "import-luts" in r.output and r.output.count("\n") == 1
-    assert _cli("predictor", "import-luts", str(LUTS)).exit_code == 0
+    assert r.exit_code == 2 and "import-tables" in r.output and r.output.count("\n") == 1
+    assert _cli("predictor", "import-tables", str(TABLES_DIR)).exit_code == 0
     r = _cli("latency", "--target", "pixel1", str(arch), "--json")
     out = json.loads(r.output)
     assert r.exit_code == 0 and out["ms"] == pytest.approx(sum(b["ms"] for b in out["blocks"]), rel=1e-6)
+    assert out["format"] == "elasticvit-deploy.latency-prediction" and out["version"] == 1
     r = _cli("latency", "--target", "host", str(arch))
     assert r.exit_code == 2 and "predictor build --device host" in r.output
     r = _cli("latency", "--target", "pixel1", "--space", "tiny", str(_arch_file(tmp_path, TINY)))
@@ -233,24 +254,37 @@ def test_cli_latency_and_errors(tmp_path):
     tiny_arch = _arch_file(tmp_path, TINY)
     r = _cli("latency", "--target", "pixel1", str(tiny_arch))
     assert r.exit_code == 2 and r.output.startswith("error:")
-    installed = Path(json.loads(_cli("predictor", "list", "--json").output)[0]["path"])
+    installed = Path(json.loads(_cli("predictor", "list", "--json").output)["predictors"][0]["path"])
     installed.write_text("{\"conv_bad\": -1}")
     r = _cli("latency", "--target", installed.name.split("_")[0], str(arch))
     assert r.exit_code == 2 and "not a" in r.output and r.output.count("\n") == 1
 
 
 def test_cli_fit_and_eval(tmp_path):
-    table = json.loads((LUTS / table_file_name("pixel4")).read_text())
-    chosen = [b.lut_key for b in universe(ELASTICVIT, "nnmeter")][::12]
+    table = json.loads((TABLES_DIR / table_file_name("pixel4")).read_text())
+    chosen = [b.table_key for b in universe(ELASTICVIT, "nnmeter")][::12]
     part = tmp_path / "blocks.jsonl"
     part.write_text("".join(json.dumps({"key": k, "ms": table[k]}) + "\n" for k in chosen))
     r = _cli("predictor", "fit", "--device", "mine", "--from", str(part))
     assert r.exit_code == 0, r.output
-    r = _cli("predictor", "eval", "--device", "mine", "--from", str(LUTS / table_file_name("pixel4")), "--n", "200",
-             "--json")
+    r = _cli("predictor", "eval", "--device", "mine", "--from", str(TABLES_DIR / table_file_name("pixel4")),
+             "--n", "200", "--json")
     report = json.loads(r.output)
+    assert report["format"] == "elasticvit-deploy.predictor-evaluation"
     assert report["held_out_blocks"]["all"]["n"] == len(table) - len(set(chosen))
     assert report["models"]["within_10pct"] >= 0.9
+    models = tmp_path / "models.jsonl"
+    models.write_text(json.dumps({"arch": archs(sample_uniform(ELASTICVIT, 1, seed=3), ELASTICVIT)[0].to_dict(),
+                                  "ms": 12.5}) + "\n" + json.dumps({"arch": {"resolution": 7}, "ms": 1}) + "\n")
+    r = _cli("predictor", "eval", "--device", "mine", "--from", str(TABLES_DIR / table_file_name("pixel4")),
+             "--models", str(models))
+    assert r.exit_code == 2 and f"{models}:2: expected" in r.output and r.output.count("\n") == 1
+    models.write_text(models.read_text().splitlines()[0] + "\n")
+    r = _cli("predictor", "eval", "--device", "mine", "--from", str(TABLES_DIR / table_file_name("pixel4")),
+             "--models", str(models), "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["models"]["n"] == 1
+    r = _cli("predictor", "eval", "--device", "mine", "--from", str(part))
+    assert r.exit_code == 2 and "nothing is held out" in r.output
     r = _cli("latency", "--target", "mine", str(_arch_file(tmp_path)), "--json")
     assert r.exit_code == 0 and json.loads(r.output)["predictor"]["kind"] == "learned"
     no_head = tmp_path / "nohead.jsonl"
@@ -261,6 +295,23 @@ def test_cli_fit_and_eval(tmp_path):
     bad.write_text('{"key": "conv_1", "ms": 1}\n')
     r = _cli("predictor", "fit", "--device", "x", "--from", str(bad))
     assert r.exit_code == 2 and "not an nn-Meter block key" in r.output
+
+
+def test_old_table_command_names_still_work_but_are_not_listed(tmp_path):
+    help_text = _cli("predictor", "--help").output
+    assert "import-tables" in help_text and "fetch-tables" in help_text
+    assert "import-luts" not in help_text and "fetch-luts" not in help_text
+    r = _cli("predictor", "import-luts", str(TABLES_DIR))
+    assert r.exit_code == 0 and r.output.count("installed ") == len(TABLE_DEVICES)
+    listed = json.loads(_cli("predictor", "list", "--json").output)["predictors"]
+    assert {p["device"] for p in listed if p["kind"] == "table"} == set(TABLE_DEVICES)
+    r = _cli("predictor", "fetch-luts", "--device", "nokia")
+    assert r.exit_code == 2 and "nokia" in r.output
+
+
+def test_statistic_default_is_best_on_host_and_median_on_phones():
+    assert default_statistic("host") == "best"
+    assert {default_statistic(d) for d in ("pixel4", "0123456789ABCDEF", "lab-phone")} == {"median"}
 
 
 @pytest.mark.slow  # about 2.5 min on 2 cores: the whole build on real host measurements

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
+from supernet.arch import ArchError
 from supernet.layers.norms import JointLayerNorm
 from supernet.model import ElasticViTSupernet, StaticSubnet
 from supernet.sampling import archs, max_arch, min_arch, sample_uniform
 from supernet.space import ELASTICVIT, TINY
-from supernet.arch import ArchError
 
 from .conftest import randomize_
 

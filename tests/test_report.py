@@ -9,8 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from elasticvit_deploy.cli import main
-from elasticvit_deploy.reports.inputs import ModelResult
+from elasticvit_deploy.reports.inputs import ModelResult, ReportInputError, read_results
 from elasticvit_deploy.reports.verdicts import budget_verdict, judge, parse_budgets, regression_verdict
+from supernet.documents import check_header, header
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -26,11 +27,13 @@ def _result(median, ci=None, model="m.tflite", device="fp1", runtime="rt1", budg
 
 def _measure_doc(rows):
     """`measure --json` output for (device, model, median, ci) rows."""
-    return {"results": [{"model": f"/models/{m}", "model_sha256": "0" * 64, "runtime_version": "benchmark_model@abc",
+    return {**header("measurements", 1),
+            "results": [{**header("measurement", 1), "model": f"/models/{m}", "model_sha256": "0" * 64,
+                         "runtime": "benchmark_model@abc",
                          "device": {"fingerprint": d, "serial": f"serial-{d}", "alias": f"phone-{d}",
                                     "model": "Pixel 4", "kind": "phone"},
-                         "flags": {}, "cached": False, "median_ms": med, "median_ci95_ms": ci, "cv": 0.02,
-                         "round_ms": [ci[0], med, ci[1]]} for d, m, med, ci in rows],
+                         "flags": {}, "cached": False, "median_ms": med, "ci95_ms": ci, "cv": 0.02,
+                         "rounds_ms": [ci[0], med, ci[1]]} for d, m, med, ci in rows],
             "failures": [], "skipped": []}
 
 
@@ -61,7 +64,7 @@ def test_regression_verdicts_use_the_noise():
 def test_budget_specs():
     assert parse_budgets(("a.tflite=30", "*-int8*=12.5")) == [("a.tflite", 30.0), ("*-int8*", 12.5)]
     for bad in ("a.tflite", "=3", "a=0", "a=x"):
-        with pytest.raises(ValueError, match="MODEL=MS"):
+        with pytest.raises(ReportInputError, match="MODEL=MS"):
             parse_budgets((bad,))
     rows = judge([_result(10.0, model="net-int8.tflite")], [], parse_budgets(("net-int8=9", "*int8*=20")), 5)
     assert rows[0]["budget_ms"] == 20 and rows[0]["status"] == "PASS"
@@ -89,7 +92,8 @@ def test_cli_report_per_phone_files_and_ci_gate(tmp_path):
     assert "| `a.tflite` | 12.50 ms" in md and "+25.0% vs baseline" in md and "30.00 ms > budget 25 ms" in md
     assert "FAIL" in md and "fingerprint `fpA`" in md and "benchmark_model@abc" in md
     page = json.loads((out / "phone-fpA.json").read_text())
-    assert page["device"]["fingerprint"] == "fpA" and len(page["models"]) == 2
+    assert check_header(page, "report-page", 1) and page["device"]["fingerprint"] == "fpA" and len(page["models"]) == 2
+    assert check_header(json.loads((out / "summary.json").read_text()), "report-summary", 1) == 1
     assert _cli("report", now, "--baseline", base, "--out", out, "--fail-on", "regression").exit_code == 1
     assert _cli("report", now, "--out", out, "--fail-on", "regression").exit_code == 0  # no baseline: nothing to fail
     assert _cli("report", now, "--out", out, "--budget", "*=100", "--fail-on", "budget").exit_code == 0
@@ -102,14 +106,27 @@ def test_cli_report_per_phone_files_and_ci_gate(tmp_path):
 def test_cli_report_bad_input_is_one_line(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text('{"hello": 1}')
-    (tmp_path / "empty.json").write_text('{"results": [], "failures": [], "skipped": []}')
-    (tmp_path / "broken.json").write_text('{"results": [{"model": "x"}]}')
+    (tmp_path / "empty.json").write_text(json.dumps(_measure_doc([])))
+    (tmp_path / "broken.json").write_text(json.dumps({**header("measurements", 1),
+                                                      "results": [{**header("measurement", 1), "model": "x"}]}))
     zero = _measure_doc([("fpA", "a.tflite", 0.0, [0.0, 0.0])])
     (tmp_path / "zero.json").write_text(json.dumps(zero))
+    headerless = _measure_doc([("fpA", "a.tflite", 1.0, [0.9, 1.1])])
+    del headerless["format"], headerless["version"]
+    (tmp_path / "headerless.json").write_text(json.dumps(headerless))
+    (tmp_path / "newer.json").write_text(json.dumps({**_measure_doc([]), "version": 2}))
+    (tmp_path / "state.json").write_text(json.dumps({**header("search-state", 2), "results": []}))
+    (tmp_path / "text.json").write_text(json.dumps({**_measure_doc([("fpA", "a.tflite", 1.0, [0.9, 1.1])]),
+                                                    "results": [{**zero["results"][0], "median_ms": "fast"}]}))
     cases = [((tmp_path / "missing.json",), "no such file"), ((tmp_path / "bad.json",), "not a JSON results file"),
              ((tmp_path / "other.json",), "not measure --json output"), ((tmp_path / "empty.json",), "no measured"),
-             ((tmp_path / "broken.json",), "malformed results"), ((tmp_path / "zero.json",), "positive number"),
-             ((tmp_path / "empty.json", "--budget", "x"), "MODEL=MS")]
+             ((tmp_path / "broken.json",), "malformed results (measurements.results[0] has no device)"),
+             ((tmp_path / "zero.json",), "positive number"),
+             ((tmp_path / "empty.json", "--budget", "x"), "MODEL=MS"),
+             ((tmp_path / "headerless.json",), "not measure --json output"),
+             ((tmp_path / "newer.json",), "elasticvit-deploy.measurements version 2 is not readable"),
+             ((tmp_path / "state.json",), "(a 'search-state' document)"),
+             ((tmp_path / "text.json",), "measurements.results[0].median_ms is 'fast', not a finite number")]
     for args, message in cases:
         r = _cli("report", *args, "--out", tmp_path / "o")
         assert r.exit_code == 2 and message in r.stderr and r.stderr.count("\n") == 1, (args, r.output)
@@ -126,15 +143,36 @@ def test_report_on_a_real_host_measurement(tiny_tflite, tmp_path):
     assert verdict["device"]["kind"] == "host"
 
 
+def test_search_results_bring_their_budgets_predictions_and_fronts(tmp_path):
+    choice = {"device": "phone-fpA", "budget_ms": 30, "arch": {"resolution": 128}, "predicted_ms": 21.0,
+              "measured_ms": 20.1, "model": "/x/b.tflite", "measured_on": {"fingerprint": "fpA", "runtime": "rt"}}
+    unmeasured = {**choice, "measured_ms": None, "model": None}
+    front = {"phone-fpA": [{"latency_ms": 10.0, "score": 100.0}]}
+    (tmp_path / "result.json").write_text(json.dumps({**header("search-result", 1), "choices": [choice, unmeasured],
+                                                      "pareto": front}))
+    inputs = read_results([tmp_path / "result.json"])
+    (r,) = inputs.results
+    assert (r.model, r.device_id, r.budget_ms, r.median_ms, r.runtime) == ("b.tflite", "fpA", 30.0, 20.1, "rt")
+    assert r.predicted_ms == 21.0 and r.device_name == "phone-fpA" and inputs.fronts == front
+    (tmp_path / "result.json").write_text(json.dumps({**header("search-result", 1), "choices": [choice],
+                                                      "pareto": {"p": [{"latency_ms": 1}]}}))
+    with pytest.raises(ReportInputError, match=r"malformed results \(search-result.pareto.p\[0\] has no score\)"):
+        read_results([tmp_path / "result.json"])
+    (tmp_path / "result.json").write_text(json.dumps({"choices": [choice], "pareto": front}))  # no header
+    with pytest.raises(ReportInputError, match="not measure --json output, a results export, a search result"):
+        read_results([tmp_path / "result.json"])
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (scripts/setup.sh installs it)")
 def test_html_renders_in_headless_chromium(tmp_path):
     now = tmp_path / "now.json"
     now.write_text(json.dumps(_measure_doc([("fpA", "a.tflite", 12.5, [12.4, 12.6]),
                                             ("fpA", "b.tflite", 20.1, [19.9, 20.3])])))
-    search = {"choices": [{"target": "phone-fpA", "budget_ms": 30, "arch": {"resolution": 128}, "mflops": 100.0,
+    search = {**header("search-result", 1),
+              "choices": [{"device": "phone-fpA", "budget_ms": 30, "arch": {"resolution": 128}, "mflops": 100.0,
                            "predicted_ms": 21.0, "measured_ms": 20.1, "model": "/x/b.tflite",
                            "measured_on": {"fingerprint": "fpA", "alias": "phone-fpA", "runtime": "rt"}},
-                          {"target": "phone-fpA", "budget_ms": 9, "arch": {"resolution": 128}, "mflops": 50.0,
+                          {"device": "phone-fpA", "budget_ms": 9, "arch": {"resolution": 128}, "mflops": 50.0,
                            "predicted_ms": 8.0, "measured_ms": 8.5, "model": "/x/c.tflite",
                            "measured_on": {"fingerprint": "fpA", "alias": "phone-fpA", "runtime": "rt",
                                            "statistic": "best"}}],

@@ -8,8 +8,18 @@ from hypothesis import strategies as st
 from supernet import encoding as enc
 from supernet.arch import Arch
 from supernet.flops import arch_mflops, batch_mflops
-from supernet.sampling import (EmptyWindowError, _window_boxes, archs, crossover, flops_range, max_arch, min_arch,
-                               mutate, sample_in_window, sample_uniform)
+from supernet.sampling import (
+    EmptyWindowError,
+    _window_boxes,
+    archs,
+    crossover,
+    flops_range,
+    max_arch,
+    min_arch,
+    mutate,
+    sample_in_window,
+    sample_uniform,
+)
 from supernet.space import ELASTICVIT, TINY
 from supernet.validation import validate
 
@@ -85,7 +95,7 @@ def test_window_determinism_and_errors():
         sample_in_window(ELASTICVIT, 5000, 5020, 1)
     with pytest.raises(EmptyWindowError):
         sample_in_window(ELASTICVIT, 10, 20, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(EmptyWindowError, match="empty FLOPs window"):
         sample_in_window(ELASTICVIT, 30, 20, 1)
 
 

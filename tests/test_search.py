@@ -1,7 +1,10 @@
-"""Search: vectorised operators, the evolution's constraint, determinism and resume, Pareto fronts, the accuracy
-objective, and the `search` command (real Pixel1 table; a learned predictor of the tiny space; host measurement)."""
+"""Search: vectorised operators, the evolution's constraint, determinism and resume (identities by content, the
+settings that differ named, --fresh), Pareto fronts, the oracle and objective protocols, the accuracy objective, the
+twins of the table phones, and the `search` command (real Pixel1 table; a learned predictor of the tiny space; host
+measurement)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,22 +12,33 @@ import pytest
 from click.testing import CliRunner
 
 from elasticvit_deploy.cli import main
+from elasticvit_deploy.farm.measure import HostDevice, MeasureOptions
+from elasticvit_deploy.farm.runner_protocol import RunnerSettings
+from elasticvit_deploy.farm.store import ResultsStore
 from elasticvit_deploy.latency.features import block_cost
 from elasticvit_deploy.latency.learned import LearnedPredictor
+from elasticvit_deploy.latency.measurer import Measurer
 from elasticvit_deploy.latency.model import ArchLatencyModel, universe
-from elasticvit_deploy.latency.tables import TablePredictor, table_file_name
-from elasticvit_deploy.latency.targets import load_target
-from elasticvit_deploy.search.evolution import BudgetError, Evolution, EvolutionConfig, StateMismatchError
-from elasticvit_deploy.search.objectives import FlopsProxy
-from elasticvit_deploy.search.oracles import PredictorOracle
+from elasticvit_deploy.latency.predictors import load_predictor
+from elasticvit_deploy.latency.tables import TABLE_DEVICES, TablePredictor, table_file_name
+from elasticvit_deploy.search.errors import BudgetError, StateMismatchError
+from elasticvit_deploy.search.evolution import Evolution, EvolutionConfig
+from elasticvit_deploy.search.measuring import MeasuringSetup
+from elasticvit_deploy.search.objectives import FlopsProxy, supernet_accuracy
+from elasticvit_deploy.search.oracles import ORACLES, InstalledPredictors, PredictorOracle
+from elasticvit_deploy.search.protocols import LatencyOracle, Objective
 from elasticvit_deploy.search.run import pareto_front
+from elasticvit_deploy.search.state import SearchState
+from elasticvit_deploy.simulator.profiles import PROFILES, TABLE_TWINS
 from supernet import encoding as enc
-from supernet.validation import validate
+from supernet.documents import check_header
 from supernet.sampling import crossover_many, max_arch, min_arch, mutate_many, sample_uniform
 from supernet.space import ELASTICVIT, TINY
+from supernet.validation import validate
 
-LUTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
-needs_luts = pytest.mark.skipif(not LUTS.is_dir(), reason="../shared/data/nnmeter-hybrid-luts is not beside the repo")
+TABLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
+needs_tables = pytest.mark.skipif(not TABLES.is_dir(),
+                                  reason="../shared/data/nnmeter-hybrid-luts is not beside the repo")
 # searches that measure on this host: small (every measured candidate is exported), and one shape for all of them,
 # so they ask for the same subnets and share exports
 HOST_SEARCH = ["--population", "2", "--parents", "2", "--mutations", "1", "--crossovers", "0", "--generations", "1"]
@@ -37,8 +51,8 @@ def _cli(*args):
 
 @pytest.fixture(scope="module")
 def pixel1():
-    return PredictorOracle(ArchLatencyModel(TablePredictor.load("pixel1", LUTS / table_file_name("pixel1")),
-                                            ELASTICVIT), "table")
+    return PredictorOracle(ArchLatencyModel(TablePredictor.load("pixel1", TABLES / table_file_name("pixel1")),
+                                            ELASTICVIT))
 
 
 def _fake_phone(home: Path, name: str, ns_per_mac: float) -> ArchLatencyModel:
@@ -86,7 +100,7 @@ def test_vectorised_operators_stay_legal_and_reach_every_choice():
             seen[col].update(walk[:, col].tolist())
     assert seen == want
     # each crossover child takes its resolution, widths and depths each whole from one parent
-    for child, a, b in zip(crossed[:300], kids[:300], mates[:300]):
+    for child, a, b in zip(crossed[:300], kids[:300], mates[:300], strict=True):
         assert child[enc.RES] in (a[enc.RES], b[enc.RES])
         assert any((child[c] == p[c]).all() for p in (a, b) for c in [[enc.STEM_DEPTH] + [
             enc.stage_col(i, enc.DEPTH) for i in range(len(ELASTICVIT.stages))]])
@@ -98,7 +112,7 @@ def test_pareto_front():
     assert pareto_front(lat, score).tolist() == [5, 3, 2, 0]
 
 
-@needs_luts
+@needs_tables
 def test_evolution_respects_budget_improves_and_is_deterministic(pixel1, tmp_path):
     objective = FlopsProxy(ELASTICVIT)
     state = Evolution(ELASTICVIT, pixel1, 30.0, objective, SMALL).run(tmp_path / "a.npz")
@@ -113,7 +127,7 @@ def test_evolution_respects_budget_improves_and_is_deterministic(pixel1, tmp_pat
     assert not np.array_equal(other.seen, state.seen)
 
 
-@needs_luts
+@needs_tables
 def test_interrupted_search_resumes_to_the_same_result(pixel1, tmp_path):
     objective = FlopsProxy(ELASTICVIT)
     whole = Evolution(ELASTICVIT, pixel1, 25.0, objective, SMALL).run(tmp_path / "whole.npz")
@@ -128,11 +142,13 @@ def test_interrupted_search_resumes_to_the_same_result(pixel1, tmp_path):
     resumed = Evolution(ELASTICVIT, pixel1, 25.0, objective, SMALL).run(path)
     assert resumed.generation == 4
     assert (resumed.seen == whole.seen).all() and (resumed.population == whole.population).all()
-    with pytest.raises(StateMismatchError):
+    with pytest.raises(StateMismatchError, match=r"other settings.*: budget_ms 25\.0 != 26\.0; .*--fresh"):
         Evolution(ELASTICVIT, pixel1, 26.0, objective, SMALL).run(path)
+    fresh = Evolution(ELASTICVIT, pixel1, 26.0, objective, SMALL).run(path, fresh=True)
+    assert SearchState.load(path).settings["budget_ms"] == 26.0 and (fresh.seen_latency <= 26.0).all()
 
 
-@needs_luts
+@needs_tables
 def test_tight_budget_walks_from_the_smallest_and_impossible_budget_says_what_is_reachable(pixel1):
     smallest = float(pixel1.latency_ms(enc.encode(min_arch(ELASTICVIT))[None])[0])
     state = Evolution(ELASTICVIT, pixel1, smallest * 1.02, FlopsProxy(ELASTICVIT), SMALL).run()
@@ -141,21 +157,23 @@ def test_tight_budget_walks_from_the_smallest_and_impossible_budget_says_what_is
         Evolution(ELASTICVIT, pixel1, smallest * 0.9, FlopsProxy(ELASTICVIT), SMALL).run()
 
 
-@needs_luts
+@needs_tables
 def test_cli_search_pixel1_tables_many_targets_and_budgets(tmp_path):
-    assert _cli("predictor", "import-luts", LUTS).exit_code == 0
+    assert _cli("predictor", "import-tables", TABLES).exit_code == 0
     args = ["search", "--target", "pixel1,pixel4", "--ms", "20,30", "--population", "64", "--parents", "32",
             "--mutations", "16", "--crossovers", "16", "--generations", "3", "--out", tmp_path / "s", "--json"]
     r = _cli(*args)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
+    assert check_header(out, "search-result", 1) == 1
+    assert out["oracles"]["pixel1"]["kind"] == "table" and len(out["oracles"]["pixel1"]["content"]) == 16
     assert "proxy" in out["warning"] and "FLOPs" in r.stderr
-    assert [(c["target"], c["budget_ms"]) for c in out["choices"]] == [
+    assert [(c["device"], c["budget_ms"]) for c in out["choices"]] == [
         ("pixel1", 20), ("pixel1", 30), ("pixel4", 20), ("pixel4", 30)]
     for c in out["choices"]:
         assert c["predicted_ms"] <= c["budget_ms"] and c["measured_ms"] is None and c["oracle"] == "table"
         assert c["proxy"]["value"] == pytest.approx(c["mflops"], abs=1e-3)
-        assert set(c) >= {"target", "budget_ms", "arch", "mflops", "predicted_ms", "measured_ms"}
+        assert set(c) >= {"device", "budget_ms", "arch", "mflops", "predicted_ms", "measured_ms"}
     assert out["choices"][1]["mflops"] >= out["choices"][0]["mflops"]
     for front in out["pareto"].values():
         lat = [p["latency_ms"] for p in front]
@@ -166,11 +184,11 @@ def test_cli_search_pixel1_tables_many_targets_and_budgets(tmp_path):
     assert again["choices"] == out["choices"]
 
 
-@needs_luts
+@needs_tables
 def test_cli_search_bad_input_is_one_line(tmp_path):
     r = _cli("search", "--target", "pixel1", "--ms", "30")
-    assert r.exit_code == 2 and "import-luts" in r.output and r.output.count("error:") == 1
-    assert _cli("predictor", "import-luts", LUTS).exit_code == 0
+    assert r.exit_code == 2 and "import-tables" in r.output and r.output.count("error:") == 1
+    assert _cli("predictor", "import-tables", TABLES).exit_code == 0
     r = _cli("search", "--target", "pixel1", "--ms", "1", "--out", tmp_path / "x")
     assert r.exit_code == 2 and "smallest subnet" in r.stderr and "ms on this oracle" in r.stderr
     r = _cli("search", "--target", "nosuchphone", "--ms", "30")
@@ -200,7 +218,7 @@ def test_cli_search_verify_on_host_measures_and_falls_back_honestly(tmp_path, sh
     c = json.loads(r.stdout)["choices"][0]
     assert c["measured_ms"] is not None and 0 < c["measured_ms"] <= 1000 and c["measured_on"]["kind"] == "host"
     assert Path(c["model"]).is_file() and c["model"].endswith(".tflite")
-    smallest = load_target("fastphone", TINY).predict(min_arch(TINY))
+    smallest = load_predictor("fastphone", TINY).predict(min_arch(TINY))
     common[1] = "fastphone"
     r = _cli("search", *common, "--ms", f"{smallest * 1.5:.6f}", "--verify", "--out", tmp_path / "tight", "--json")
     assert r.exit_code == 1
@@ -273,4 +291,144 @@ def test_cli_search_verifies_on_the_simulated_twin(tmp_path, shared_home, monkey
     assert c["measured_on"]["alias"] == "simulated-pixel1" and c["measured_on"]["simulated"] is True
     r = _cli("search", "--target", "fakephone", "--space", "tiny", "--ms", "1000", *HOST_SEARCH, "--verify",
              "--simulate", "--out", tmp_path / "x")
-    assert r.exit_code == 2 and "no simulated twin of fakephone" in r.stderr
+    assert r.exit_code == 2 and "no simulated twin of fakephone" in r.stderr and "pixel1" in r.stderr
+
+
+def test_every_table_phone_has_one_simulated_twin():
+    assert set(TABLE_TWINS) == set(TABLE_DEVICES)
+    for phone, profile in TABLE_TWINS.items():
+        assert PROFILES[profile.name] is profile and profile.tables == phone
+    assert {p.tables for p in PROFILES.values() if p.tables is not None} <= set(TABLE_DEVICES)
+
+
+def _host_setup() -> MeasuringSetup:
+    """Measuring on this host, as `search --device host` does (best inference, the farm's default settings)."""
+    return MeasuringSetup(Measurer(HostDevice(RunnerSettings()), ResultsStore(), MeasureOptions(), "best"))
+
+
+def _json_roundtrip(value):
+    return json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize("kind", ["table", "learned", "live"])
+def test_oracles_keep_the_latency_oracle_protocol(kind, shared_home, monkeypatch, request):
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
+    if kind == "table":
+        if not TABLES.is_dir():
+            pytest.skip("../shared/data/nnmeter-hybrid-luts is not beside the repo")
+        oracle, space = request.getfixturevalue("pixel1"), ELASTICVIT
+    else:
+        space = TINY
+        oracle = ORACLES[kind if kind == "live" else "learned"].build(TINY, "fakephone", InstalledPredictors(TINY),
+                                                                      lambda _device: _host_setup())
+    assert isinstance(oracle, LatencyOracle) and oracle.kind == kind and oracle.expensive == (kind == "live")
+    rows = enc.encode(min_arch(space))[None] if oracle.expensive else \
+        sample_uniform(space, 5, np.random.default_rng(0))
+    lat = oracle.latency_ms(rows)
+    assert lat.shape == (len(rows),) and np.isfinite(lat).all() and (lat > 0).all()
+    predicted, measured = oracle.predicted_ms(rows), oracle.measured_ms(lat)
+    if kind == "live":  # measured; the device's installed predictor gives the predictions beside them
+        assert measured == lat.tolist()
+        assert predicted == pytest.approx(load_predictor("fakephone", TINY).predict_batch(rows).tolist())
+    else:
+        assert measured == [None] * len(rows) and predicted == pytest.approx(lat.tolist())
+    identity, described = oracle.identity(), oracle.describe()
+    assert _json_roundtrip(identity) == identity == oracle.identity()
+    assert _json_roundtrip(described) == described and described["kind"] == kind
+    assert str(shared_home) not in json.dumps(identity) and str(TABLES) not in json.dumps(identity)
+
+
+@pytest.fixture(params=["mflops", "accuracy"])
+def make_objective(request, tmp_path):
+    """A factory of fresh objectives of one kind (the accuracy one on the tiny trained supernet, its real
+    accuracies cached in one file; as few real evaluations as it allows, each takes seconds)."""
+    if request.param == "mflops":
+        return lambda: FlopsProxy(TINY)
+    checkpoint = request.getfixturevalue("tiny_checkpoint")
+    return lambda: supernet_accuracy(checkpoint, tmp_path / "accuracy.jsonl", calib_batches=2, initial=2,
+                                     per_generation=0, final=1)
+
+
+def test_objectives_keep_the_objective_protocol(make_objective, shared_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
+    objective = make_objective()
+    assert isinstance(objective, Objective) and (objective.warning is None) == (objective.name == "accuracy")
+    oracle = PredictorOracle(load_predictor("fakephone", TINY))
+    config = EvolutionConfig(population=5, parents=3, mutations=2, crossovers=1, generations=1, seed=2)
+    state = Evolution(TINY, oracle, 1000, objective, config).run(tmp_path / "s.npz")  # begin, score, refine
+    pop = state.population
+    scores = objective.score(pop)
+    refined = objective.refine(pop, scores)
+    final = objective.finalize(pop, refined)
+    assert scores.shape == refined.shape == final.shape == (len(pop),) and np.isfinite(final).all()
+    sources = {objective.score_source(row) for row in pop}
+    assert sources <= ({"supernet", "predicted"} if objective.name == "accuracy" else {objective.name})
+    best = int(np.argmax(final))
+    if objective.name == "accuracy":  # the final top carries a real evaluation, not a prediction
+        assert objective.score_source(pop[best]) == "supernet"
+    fields = objective.score_fields(pop[best], float(final[best]))
+    assert fields and _json_roundtrip(fields) == fields
+    for document in (objective.describe(), objective.identity(), objective.state_dict()):
+        assert _json_roundtrip(document) == document
+    assert str(tmp_path) not in json.dumps(objective.identity())
+    again = make_objective()  # a resumed search loads the saved state_dict: it learns and scores the same
+    resumed = Evolution(TINY, oracle, 1000, again, config).run(tmp_path / "s.npz")
+    assert (resumed.population == state.population).all() and resumed.scores == pytest.approx(state.scores)
+    again.load_state_dict(_json_roundtrip(objective.state_dict()))
+    assert again.score(pop) == pytest.approx(objective.score(pop))
+
+
+@needs_tables
+def test_predictor_identity_is_its_content_not_where_it_lies(pixel1, shared_home, tmp_path):
+    moved = tmp_path / "elsewhere" / table_file_name("pixel1")
+    moved.parent.mkdir()
+    shutil.copyfile(TABLES / table_file_name("pixel1"), moved)
+    same = PredictorOracle(ArchLatencyModel(TablePredictor.load("pixel1", moved), ELASTICVIT))
+    assert same.identity() == pixel1.identity()
+    table = TablePredictor.load("pixel1", moved)
+    key = next(iter(table.entries))
+    table.entries[key] *= 1.5
+    assert PredictorOracle(ArchLatencyModel(table, ELASTICVIT)).identity() != pixel1.identity()
+    same.model.scale = 1.1  # another calibration of the same table
+    assert same.identity() != pixel1.identity()
+    installed = shared_home / "predictors" / f"fakephone@{TINY.name}"
+    shutil.copytree(installed, tmp_path / "moved")
+    learned = [PredictorOracle(ArchLatencyModel(p, TINY, p.scale, p.offset_ms))
+               for p in (LearnedPredictor.load(installed), LearnedPredictor.load(tmp_path / "moved"))]
+    assert learned[0].identity() == learned[1].identity()
+
+
+@needs_tables
+def test_cli_search_resumes_after_the_tables_move_names_other_settings_and_starts_fresh(tmp_path, monkeypatch):
+    args = ["search", "--target", "pixel1", "--ms", "30", "--population", "8", "--parents", "4", "--generations",
+            "1", "--mutations", "2", "--crossovers", "2", "--out", tmp_path / "s"]
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(tmp_path / "a"))
+    assert _cli("predictor", "import-tables", TABLES).exit_code == 0
+    first = _cli(*args, "--json")
+    assert first.exit_code == 0, first.output
+    state = tmp_path / "s" / "state" / "pixel1@30ms.npz"
+    written = state.stat().st_mtime_ns
+    monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(tmp_path / "b"))  # the same tables, in another user-data dir
+    assert _cli("predictor", "import-tables", TABLES).exit_code == 0
+    again = _cli(*args, "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["choices"] == json.loads(first.stdout)["choices"]
+    assert state.stat().st_mtime_ns == written  # resumed from the finished state, not searched again
+    r = _cli(*args, "--seed", "1")
+    assert r.exit_code == 2 and r.stderr.count("error:") == 1 and "saved by a search with other settings" in r.stderr
+    assert "config.seed 0 != 1" in r.stderr and "budget_ms" not in r.stderr and "--fresh" in r.stderr
+    r = _cli(*args, "--seed", "1", "--fresh")
+    assert r.exit_code == 0, r.output
+    assert SearchState.load(state).settings["config"]["seed"] == 1
+    assert _cli(*args, "--seed", "1").exit_code == 0  # the new state resumes
+
+
+def test_a_state_of_the_headerless_layout_is_refused_naming_fresh(tmp_path):
+    path = tmp_path / "old.npz"
+    empty = np.zeros((0, enc.n_columns(TINY)), np.int64)
+    np.savez(path, population=empty, scores=np.zeros(0), latency=np.zeros(0), seen=empty, seen_scores=np.zeros(0),
+             seen_latency=np.zeros(0), header=np.array(json.dumps({"version": 1, "generation": 0, "rng_state": {},
+                                                                   "meta": {}})))
+    with pytest.raises(StateMismatchError, match="no format header.*--fresh"):
+        SearchState.load(path)
+

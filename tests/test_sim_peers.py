@@ -37,6 +37,7 @@ import pytest
 from adbutils.errors import AdbSyncError
 
 from elasticvit_deploy.simulator import SimulatedFarm
+
 from .procs import adb_servers
 
 TS = 0.01

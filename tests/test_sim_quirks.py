@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from elasticvit_deploy.cli import main
 from elasticvit_deploy.farm.benchmark_output import parse_benchmark_output
 from elasticvit_deploy.farm.benchmark_tool import detect_tool
-from elasticvit_deploy.simulator import PROFILES, SimulatedFarm
+from elasticvit_deploy.simulator import PROFILES, SimulatedFarm, SimulationError
 from elasticvit_deploy.simulator.quirks import QUIRKS
+
 from .procs import wait_until
 
 TS = 0.01
@@ -80,13 +81,13 @@ def fixture(name: str) -> str:
 def test_quirks_are_named_checked_and_recorded_on_the_phone(farm):
     assert {"bcl-soc-zone", "offline-core", "shell-v1", "litert2-benchmark", "tf1-benchmark", "op-profiling",
             "idle-freq-drop"} <= set(QUIRKS)
-    with pytest.raises(ValueError, match=r"unknown quirk 'meteor'; known: bcl-soc-zone, .*idle-freq-drop"):
+    with pytest.raises(SimulationError, match=r"unknown quirk 'meteor'; known: bcl-soc-zone, .*idle-freq-drop"):
         SimulatedFarm(["pixel4"], quirks=["meteor"])
-    with pytest.raises(ValueError, match="litert2-benchmark and tf1-benchmark cannot be combined"):
+    with pytest.raises(SimulationError, match="litert2-benchmark and tf1-benchmark cannot be combined"):
         SimulatedFarm(["pixel4"], quirks=["litert2-benchmark", "tf1-benchmark"])
-    with pytest.raises(ValueError, match="no simulated phone 'sim-pixel9-1'"):
+    with pytest.raises(SimulationError, match="no simulated phone 'sim-pixel9-1'"):
         SimulatedFarm(["pixel4"], quirks_by_serial={"sim-pixel9-1": ["shell-v1"]})
-    with pytest.raises(ValueError, match="is not an executable file"):
+    with pytest.raises(SimulationError, match="is not an executable file"):
         SimulatedFarm(["pixel4"], benchmark_binary="/nonexistent/benchmark_model")
     assert farm.phone("sim-noisy-1").quirks == frozenset()
     assert farm.phone("sim-noisy-4").quirks == frozenset(PHONE_QUIRKS["sim-noisy-4"])
@@ -147,7 +148,8 @@ def test_offline_core_has_no_cpufreq(farm):
 def test_shell_v1_phone_reports_android_6(farm):
     dev = device(farm, "sim-noisy-6")
     assert "shell-v1" in farm.phone("sim-noisy-6").quirks
-    assert dev.shell("getprop ro.build.version.sdk") == "23" and dev.shell("getprop ro.build.version.release") == "6.0.1"
+    assert dev.shell("getprop ro.build.version.sdk") == "23"
+    assert dev.shell("getprop ro.build.version.release") == "6.0.1"
     assert device(farm, "sim-noisy-1").shell("getprop ro.build.version.sdk") == str(NOISY.sdk)
 
 

@@ -13,8 +13,9 @@ import threading
 import adbutils
 import pytest
 
-from elasticvit_deploy.simulator import SimulatedFarm
+from elasticvit_deploy.simulator import SimulatedFarm, SimulationError
 from elasticvit_deploy.simulator.protocol import parse_host_service
+
 from .procs import sleepers, wait_until
 
 TS = 0.01
@@ -139,7 +140,7 @@ def test_disconnect_sends_sighup_to_the_shell():
                 c.conn.shutdown(socket.SHUT_WR)
                 assert c.conn.recv(1) == b""  # the stream is closed: nothing more comes
                 c.close()
-            assert wait_until(lambda: (tmp / name).exists() and (tmp / name).read_text() == "hup\n"), name
+            assert wait_until(lambda name=name: (tmp / name).exists() and (tmp / name).read_text() == "hup\n"), name
 
 
 def test_a_command_ignoring_sighup_is_killed_after_a_grace_period():
@@ -333,7 +334,7 @@ def test_network_phones_connect_and_disconnect():
     for serials, message in ((["a"], "1 serials for 2 phones"), (["a", "a"], "serials must differ"),
                              (["a b", "c"], "bad serial"), (["..", "c"], "bad serial"),
                              ([".state", "c"], "bad serial")):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(SimulationError, match=message):
             SimulatedFarm(["pixel1", "pixel4"], serials=serials)
 
 

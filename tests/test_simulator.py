@@ -14,7 +14,8 @@ import adbutils
 import pytest
 import torch
 
-from elasticvit_deploy.simulator import PROFILES, PhoneProfile, SimulatedFarm
+from elasticvit_deploy.simulator import PROFILES, PhoneProfile, SimulatedFarm, SimulationError
+
 from .procs import adb_servers, sleepers, wait_until
 
 TS = 0.01  # time_scale of most tests: simulated seconds pass 100x faster
@@ -83,7 +84,7 @@ def test_profiles_are_realistic_and_frozen():
     assert len({p.fingerprint for p in PROFILES.values()}) == 4
     with pytest.raises(dataclasses.FrozenInstanceError):
         p1.speed_factor = 1.0  # type: ignore[misc]
-    with pytest.raises(ValueError, match="unknown phone profile"):
+    with pytest.raises(SimulationError, match="unknown phone profile"):
         SimulatedFarm(["pixel99"])
 
 

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 
 from supernet.counting import legal_count, legal_width_combos, table1_count
@@ -21,11 +23,11 @@ def test_legal_width_combos_are_tied_and_non_decreasing():
     brute = 0
     import itertools
     for ws in itertools.product(TINY.first_conv_widths, *(s.widths for s in TINY.stages)):
-        brute += all(b >= a for a, b in zip(ws, ws[1:]))
+        brute += all(b >= a for a, b in pairwise(ws))
     assert brute == len(combos)
 
 
-def test_table1_matches_the_spec_factors():
+def test_table1_matches_the_per_stage_factors():
     assert 6 * 2 * 8 * 96 * 200 * 240 * 432 * 720 * 792 == table1_count(ELASTICVIT)
 
 
@@ -48,6 +50,6 @@ def test_space_definition_is_checked():
     stem = StemSpace((1,), (3,))
     with pytest.raises(ValueError, match="precede"):
         SearchSpace("bad", (32,), (8,), stem, (TransformerStageSpace("T0", 2, (32,), (1,), (2,), (2,)),
-                                                CNNStageSpace("C0", "mbv2", 2, (16,), (1,), (3,), (3,))), 10, 32)
+                                                CNNStageSpace("C0", "mbv2", 2, (16,), (1,), (3,), (3,))), 10, 32, 64)
     with pytest.raises(ValueError, match="multiples of head_dim"):
-        SearchSpace("bad", (32,), (8,), stem, (TransformerStageSpace("T0", 2, (40,), (1,), (2,), (2,)),), 10, 32)
+        SearchSpace("bad", (32,), (8,), stem, (TransformerStageSpace("T0", 2, (40,), (1,), (2,), (2,)),), 10, 32, 64)

@@ -1,4 +1,4 @@
-"""The supernet training loop, its checkpoints, DDP, data, and the train/evaluate commands (spec section 4).
+"""The supernet training loop, its checkpoints, DDP, data, and the train/evaluate commands (the official recipe).
 
 Everything runs on the tiny space and scikit-learn's digits with val_fraction 0.9, so an epoch is 11 steps of 16
 images and a handful of steps crosses epoch boundaries (bank re-scoring, end-of-epoch walk)."""
@@ -28,7 +28,7 @@ from supernet.space import TINY
 from supernet.training import evaluate as evaluate_module
 from supernet.training.data import DataError, epoch_indices, open_split
 from supernet.training.teachers import load_teacher
-from supernet.training.train_config import ConfigError, TrainConfig, load_config
+from supernet.training.train_config import ConfigError, TrainConfig, load_config, shipped_configs
 from supernet.training.trainer import Trainer
 
 from .conftest import MICRO
@@ -55,7 +55,7 @@ def test_a_step_trains_the_planned_subnets_and_changes_the_weights(tmp_path, mon
     monkeypatch.setattr(trainer.model, "set_active", lambda arch: (activated.append(arch), real(arch)))
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     result = trainer.train_step()
-    assert result.plan.roles == ("uniform", "uniform", "uniform", "min")  # spec 4.1: 3 level subnets + HSS min
+    assert result.plan.roles == ("uniform", "uniform", "uniform", "min")  # official `sampling_mode`: 3 + HSS min
     assert activated == list(result.plan.archs)  # each planned subnet ran once, in plan order (min last)
     assert result.plan.archs[-1] == min_arch(TINY)
     after = trainer.model.state_dict()
@@ -213,6 +213,7 @@ def test_cli_train_writes_checkpoint_and_metrics(trained):
     tmp, result = trained
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
+    assert (summary["format"], summary["version"]) == ("elasticvit-deploy.training-run", 1)
     assert summary["steps"] == 5 and summary["checkpoint"] == str(tmp / "out" / "checkpoint.pt")
     rows = [json.loads(line) for line in (tmp / "out" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 3, 4]  # every log_every steps and the last
@@ -238,6 +239,7 @@ def test_evaluate_two_archs_with_one_checkpoint_read(trained, monkeypatch):
             "--calib-batches", "2", "--calib-batch-size", "32", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
+    assert (out["format"], out["version"]) == ("elasticvit-deploy.evaluation", 1)
     assert len(reads) == 1 and out["checkpoint"]["weights"] == "ema" and out["split"] == "val"
     assert [res["arch"] for res in out["results"]] == [min_arch(TINY).to_dict(), max_arch(TINY).to_dict()]
     for res in out["results"]:
@@ -281,6 +283,18 @@ def test_yaml_config_with_overrides(tmp_path):
         load_config(tmp_path / "c.yaml", ["batch_size=eight"])
     with pytest.raises(ConfigError, match="unknown sampler_options key 'q'"):
         Trainer(config(tmp_path, sampler_options={"q": 1}))
+
+
+def test_shipped_configs_are_valid_and_read_by_name():
+    assert shipped_configs() == ["tiny-demo", "tiny-fashion-mnist"]
+    for name in shipped_configs():
+        assert load_config(name) == load_config(f"{name}.toml") and load_config(name).space == "tiny"
+    demo = load_config("tiny-demo", ["data=digits", "steps=5", "output_dir=d/train"])
+    assert (demo.data, demo.steps, demo.output_dir) == ("digits", 5, "d/train")
+    assert (demo.epochs, demo.warmup_epochs, demo.batch_size, demo.lr, demo.ema_decay) == (1, 0, 64, 4e-3, 0.99)
+    assert (demo.save_every, demo.log_every, demo.sampler_options) == (100, 20, {"bank_size": 20, "big_bank_size": 10})
+    with pytest.raises(ConfigError, match="no such config file.*tiny-demo, tiny-fashion-mnist"):
+        load_config("tiny-nope")
 
 
 def _write_idx(path, array: np.ndarray) -> None:

@@ -1,7 +1,8 @@
-"""Numerical parts of supernet training: losses (spec 4.4), optimiser, AGC, LR schedule, EMA (4.5), BN
-recalibration (4.7)."""
+"""Numerical parts of supernet training: losses (official `process.py`, `util/loss_ops.py`), optimiser, AGC, LR
+schedule, EMA (official `train_eval_supernet.py`), BN recalibration (official `process.py`, `bn_cal`)."""
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
@@ -11,16 +12,27 @@ from supernet.layers.norms import ElasticBatchNorm
 from supernet.model import ElasticViTSupernet
 from supernet.sampling import archs, sample_uniform
 from supernet.space import get_space
-from supernet.training import (EMA_DECAY, adaptive_clip_grad_, alpha_divergence_loss, build_optimizer,
-                               build_scheduler, create_ema, distillation_loss, ensemble_targets, label_loss,
-                               recalibrate_bn, recalibrate_subnet, scale_lr)
+from supernet.training import (
+    EMA_DECAY,
+    adaptive_clip_grad_,
+    alpha_divergence_loss,
+    build_optimizer,
+    build_scheduler,
+    create_ema,
+    distillation_loss,
+    ensemble_targets,
+    label_loss,
+    recalibrate_bn,
+    recalibrate_subnet,
+    scale_lr,
+)
 
 from .conftest import randomize_
 
 torch.set_num_threads(1)
 
 
-# ---------------------------------------------------------------- losses (4.4)
+# ---------------------------------------------------------------- losses
 
 def test_distillation_loss_is_soft_target_ce_and_minimal_at_the_target():
     g = torch.Generator().manual_seed(0)
@@ -71,8 +83,8 @@ P = torch.tensor([[0.2, 0.4, 0.4], [0.5, 0.25, 0.25], [0.15, 0.425, 0.425]], dty
 
 def _hand_divergences(q: list[float], p: list[float], clip: float = 5.0) -> tuple[float, float]:
     """(alpha = -1, alpha = +1) divergences: 1/2 sum q (min(q/p, clip) - 1) and sum p log(p/q)."""
-    d_minus = 0.5 * sum(qk * (min(qk / pk, clip) - 1.0) for qk, pk in zip(q, p))
-    d_plus = sum(pk * math.log(pk / qk) for qk, pk in zip(q, p))
+    d_minus = 0.5 * sum(qk * (min(qk / pk, clip) - 1.0) for qk, pk in zip(q, p, strict=True))
+    d_plus = sum(pk * math.log(pk / qk) for qk, pk in zip(q, p, strict=True))
     return d_minus, d_plus
 
 
@@ -89,7 +101,7 @@ def test_alpha_divergence_is_zero_at_the_target_and_positive_elsewhere():
 
 
 def test_alpha_divergence_takes_the_larger_branch_per_sample_with_clipped_weights():
-    hand = [_hand_divergences(q.tolist(), p.tolist()) for q, p in zip(Q, P)]
+    hand = [_hand_divergences(q.tolist(), p.tolist()) for q, p in zip(Q, P, strict=True)]
     assert hand[0][0] > hand[0][1] and hand[1][1] > hand[1][0] and hand[2][0] > hand[2][1]  # -1, +1, -1 (clipped)
     assert (Q[2] / P[2]).max() > 5
     expected = sum(max(d) for d in hand) / 3
@@ -116,10 +128,11 @@ def test_alpha_divergence_stays_finite_for_far_targets_with_zeros():
     assert torch.isfinite(loss) and loss > 0 and torch.isfinite(logits.grad).all()
 
 
-# ---------------------------------------------------------------- optimiser (4.5)
+# ---------------------------------------------------------------- optimiser
 
 def _expected_no_decay(name: str, p: torch.Tensor) -> bool:
-    """Spec 4.5: first_conv*, MobileBlocks (stem, C0, C1, transformer downsamplers), 1-D parameters and biases."""
+    """Official `train_eval_supernet.py`: first_conv*, MobileBlocks (stem, C0, C1, transformer downsamplers), 1-D
+    parameters and biases."""
     mobile = name.startswith(("conv_stem.", "feature_exactor.0.", "feature_exactor.1.")) or ".reduction." in name
     return name.startswith("first_conv") or mobile or p.ndim <= 1 or name.endswith(".bias")
 
@@ -132,7 +145,7 @@ def test_weight_decay_groups_on_the_tiny_supernet():
     grouped = [(name, decays) for g in groups for name in g["param_names"] for decays in [g["weight_decay"] > 0]]
     assert sorted(n for n, _ in grouped) == sorted(named)  # every parameter in exactly one group
     for g in groups:
-        assert all(p is named[n] for n, p in zip(g["param_names"], g["params"]))
+        assert all(p is named[n] for n, p in zip(g["param_names"], g["params"], strict=True))
     for name, decays in grouped:
         assert decays == (not _expected_no_decay(name, named[name])), name
     decayed = {n for n, d in grouped if d}
@@ -184,7 +197,7 @@ def test_lr_scaling_and_warmup_cosine_schedule():
     assert seen[5] == pytest.approx(min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * 5 / 600)))  # unshifted
     assert seen[300] == pytest.approx((lr + min_lr) / 2)
     assert seen[599] > min_lr and seen[600] == pytest.approx(min_lr) and seen[609] == pytest.approx(min_lr)
-    assert all(a < b for a, b in zip(seen[:5], seen[1:6])) and all(a >= b for a, b in zip(seen[5:], seen[6:]))
+    assert all(a < b for a, b in zip(seen[:5], seen[1:6], strict=True)) and all(a >= b for a, b in pairwise(seen[5:]))
 
     opt2 = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=lr)
     sched2 = build_scheduler(opt2, lr, warmup_lr, min_lr)
@@ -195,7 +208,7 @@ def test_lr_scaling_and_warmup_cosine_schedule():
     assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
 
-# ---------------------------------------------------------------- EMA (4.5)
+# ---------------------------------------------------------------- EMA
 
 class _Scalar(nn.Module):
     def __init__(self, value: float):
@@ -235,7 +248,7 @@ def test_ema_closed_form_integer_buffers_and_exact_resume():
     assert default.module.w.item() == pytest.approx(1 - EMA_DECAY)
 
 
-# ---------------------------------------------------------------- BN recalibration (4.7)
+# ---------------------------------------------------------------- BN recalibration
 
 def test_recalibration_gives_cumulative_batch_statistics():
     space = get_space("tiny")

@@ -1,11 +1,12 @@
-"""Subnet sampling strategies of supernet training (spec 4.1-4.3): windows, HSS, level walk, banks, q, preference
-rule, sandwich, determinism and exact resume."""
+"""Subnet sampling strategies of supernet training (official `models/model.py`, `process.py`): windows, HSS, level
+walk, banks, q, preference rule, sandwich, determinism and exact resume."""
 
 import dataclasses
 import hashlib
 import itertools
 import json
 import random
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -15,13 +16,29 @@ from supernet.arch import Arch
 from supernet.flops import arch_mflops, batch_mflops
 from supernet.sampling import flops_range, max_arch, min_arch
 from supernet.space import ELASTICVIT, TINY
-from supernet.training import (ELASTICVIT_HSS, TINY_HSS, ElasticViTSampler, MemoryBank, SamplerConfig, check_config,
-                               default_config, dominating_subspace, get_sampler, next_level_index, pick_preferred,
-                               sample_dominating, sampler_names, select_hss, walk_moves)
-from supernet.training import PlannedSubnet, StepPlan
-from supernet.training import samplers as samplers_mod
+from supernet.training import (
+    ELASTICVIT_HSS,
+    TINY_HSS,
+    ElasticViTSampler,
+    MemoryBank,
+    PlannedSubnet,
+    SamplerConfig,
+    SamplerStateError,
+    StepPlan,
+    check_config,
+    default_config,
+    dominating_subspace,
+    get_sampler,
+    next_level_index,
+    pick_preferred,
+    sample_dominating,
+    sampler_config,
+    sampler_names,
+    select_hss,
+    walk_moves,
+)
+from supernet.training.samplers import complexity as complexity_mod
 from supernet.training.train_config import ConfigError
-from supernet.training.trainer import sampler_config
 from supernet.validation import validate
 
 from .conftest import MICRO
@@ -30,12 +47,13 @@ PAPER = SamplerConfig()
 
 
 def _dominates(arch: Arch, hss: Arch) -> bool:
-    """Spec 4.1: res, stem, per-stage width/depth >= the min's; e and mlp >= the min's minima; v >= per stage."""
+    """Official `util/subnet.py`: res, stem, per-stage width/depth >= the min's; e and mlp >= the min's minima; v >= per
+    stage."""
     min_e = min(s.expansion for s in hss.stages if not s.is_transformer)
     min_mlp = min(s.mlp_ratio for s in hss.stages if s.is_transformer)
     ok = arch.resolution >= hss.resolution and arch.first_conv >= hss.first_conv
     ok &= arch.stem.depth >= hss.stem.depth
-    for a, h in zip(arch.stages, hss.stages):
+    for a, h in zip(arch.stages, hss.stages, strict=True):
         ok &= a.width >= h.width and a.depth >= h.depth
         if a.is_transformer:
             ok &= a.mlp_ratio >= min_mlp and a.v_scale >= h.v_scale
@@ -52,7 +70,7 @@ def _dominates_rows(rows: np.ndarray, hss: Arch, space) -> np.ndarray:
     ok = (rows[:, enc.RES] >= h[enc.RES]) & (rows[:, enc.FIRST] >= h[enc.FIRST])
     ok &= rows[:, enc.STEM_DEPTH] >= h[enc.STEM_DEPTH]
     for i, st in enumerate(space.stages):
-        col = lambda f: enc.stage_col(i, f)  # noqa: E731
+        col = lambda f, i=i: enc.stage_col(i, f)  # noqa: E731
         ok &= (rows[:, col(enc.WIDTH)] >= h[col(enc.WIDTH)]) & (rows[:, col(enc.DEPTH)] >= h[col(enc.DEPTH)])
         if st.is_transformer:
             ok &= (rows[:, col(enc.MICRO_A)] >= min_mlp) & (rows[:, col(enc.MICRO_B)] >= h[col(enc.MICRO_B)])
@@ -86,6 +104,25 @@ def _run(sampler, steps, epoch_len=10):
 
 
 # ----- configuration -------------------------------------------------------------------------------------------
+def test_config_to_dict_holds_every_field():
+    """Resume compares `to_dict`: every field must be in it, JSON-able, and differ when the field differs."""
+    names = [f.name for f in dataclasses.fields(SamplerConfig)]
+    for c in (PAPER, default_config(TINY)):
+        d = c.to_dict()
+        assert list(d) == names and json.loads(json.dumps(d)) == d
+        assert d["hss"] == [[key, arch.to_dict()] for key, arch in c.hss]
+        for name in (n for n in names if n != "hss"):
+            value = getattr(c, name)
+            assert d[name] == (list(value) if isinstance(value, tuple) else value)
+    changed = {"levels": (1.0, 2.0), "window": 3.0, "hss": TINY_HSS, "bank_size": 7, "big_bank_size": 3,
+               "big_bank_from": 1.0, "q0": 0.5, "q_inc": 0.1, "q_every": 3, "n_candidates": 2, "n_uniform": 1,
+               "sandwich_uniform": 4}
+    assert sorted(changed) == sorted(names)  # a new field must be added here too
+    for name, value in changed.items():
+        other = dataclasses.replace(PAPER, **{name: value}).to_dict()
+        assert [n for n in names if other[n] != PAPER.to_dict()[n]] == [name]
+
+
 def test_paper_defaults():
     c = default_config(ELASTICVIT)
     assert c == PAPER
@@ -123,14 +160,14 @@ def test_hss_set_and_edge_levels():
 def test_tiny_default_config():
     c = default_config(TINY)
     lo, hi = flops_range(TINY)
-    assert len(c.levels) == 8 and all(lo < a < b < hi for a, b in zip(c.levels, c.levels[1:]))
+    assert len(c.levels) == 8 and all(lo < a < b < hi for a, b in pairwise(c.levels))
     assert 0 < c.window < c.levels[1] - c.levels[0]
     # The tiny space's own HSS set, mapped to levels as in the paper: 2 levels -> min1, 2 -> min2, the rest -> min3.
     assert c.hss == TINY_HSS and TINY_HSS[0][1] == min_arch(TINY)
     mins = [TINY_HSS[i][1] for i in (0, 0, 1, 1, 2, 2, 2, 2)]
     assert [c.hss_for(x, TINY) for x in c.levels] == mins
     assert [round(arch_mflops(a, TINY), 2) for _, a in TINY_HSS] == [2.4, 3.33, 4.59]
-    assert all(_dominates(b, a) for (_, a), (_, b) in zip(TINY_HSS, TINY_HSS[1:]))  # a hierarchy
+    assert all(_dominates(b, a) for (_, a), (_, b) in pairwise(TINY_HSS))  # a hierarchy
     assert dominating_subspace(TINY, min_arch(TINY)).stages == TINY.stages  # the whole space
     check_config(TINY, c)
     s = get_sampler("elasticvit", TINY, seed=3)
@@ -146,13 +183,13 @@ def test_tiny_default_config():
 
 def test_empty_windows_are_rejected():
     _, hi = flops_range(TINY)
-    with pytest.raises(ValueError, match="no subnet"):
+    with pytest.raises(ConfigError, match="no subnet"):
         check_config(TINY, dataclasses.replace(default_config(TINY), levels=(hi + 1,)))
     # Non-empty in the whole space, empty in the sub-space that dominates the (max) HSS.
     only_max = dataclasses.replace(default_config(TINY), hss=((1.0, max_arch(TINY)),))
-    with pytest.raises(ValueError, match="level 2.9"):
+    with pytest.raises(ConfigError, match="level 2.9"):
         check_config(TINY, only_max)
-    with pytest.raises(ValueError, match="ascending"):
+    with pytest.raises(ConfigError, match="ascending"):
         check_config(TINY, dataclasses.replace(default_config(TINY), levels=(5.0, 4.0)))
 
 
@@ -242,9 +279,9 @@ def test_sampler_level_walk():
     s = get_sampler("complexity", TINY, seed=5)
     levels = [s.sample(step, 0).level_index for step in range(150)]
     assert levels[0] == 0
-    assert all(abs(b - a) <= 1 for a, b in zip(levels, levels[1:]))
+    assert all(abs(b - a) <= 1 for a, b in pairwise(levels))
     assert max(levels) >= 2  # it does move
-    stays = [b == a for a, b in zip(levels, levels[1:]) if a == 0]
+    stays = [b == a for a, b in pairwise(levels) if a == 0]
     assert 0.4 < np.mean(stays) < 0.9
 
 
@@ -253,7 +290,7 @@ def test_bank_capacity_and_worst_replacement():
     a = [dataclasses.replace(min_arch(TINY), resolution=r) for r in (32, 40, 48)]
     b = MemoryBank(3)
     assert b.half_full == 1
-    for arch, score in zip(a, (-3.0, -1.0, -2.0)):
+    for arch, score in zip(a, (-3.0, -1.0, -2.0), strict=True):
         assert b.insert(arch, score)
     assert len(b) == 3
     assert not b.insert(a[0], -5.0) and [e.score for e in b.entries] == [-3.0, -1.0, -2.0]
@@ -268,7 +305,7 @@ def test_bank_capacity_and_worst_replacement():
 def test_bank_softmax_draw():
     archs = [dataclasses.replace(min_arch(TINY), resolution=r) for r in (32, 40, 48)]
     b = MemoryBank(5)
-    for arch, score in zip(archs, (0.0, -1.0, -2.0)):
+    for arch, score in zip(archs, (0.0, -1.0, -2.0), strict=True):
         b.insert(arch, score)
     p = np.exp([0.0, -1.0, -2.0])
     p /= p.sum()
@@ -359,9 +396,9 @@ def test_rescore_replaces_scores_and_drops_out_of_window():
 # ----- preference rule ------------------------------------------------------------------------------------------
 def _brute_diff(cand: Arch, anchor: Arch, space) -> float:
     swap_w = tuple(dataclasses.replace(c, width=a.width) if c.is_transformer else c
-                   for c, a in zip(cand.stages, anchor.stages))
+                   for c, a in zip(cand.stages, anchor.stages, strict=True))
     swap_d = tuple(dataclasses.replace(c, depth=a.depth) if c.is_transformer else c
-                   for c, a in zip(cand.stages, anchor.stages))
+                   for c, a in zip(cand.stages, anchor.stages, strict=True))
     return (arch_mflops(dataclasses.replace(cand, stages=swap_w), space)
             - arch_mflops(dataclasses.replace(cand, stages=swap_d), space))
 
@@ -387,7 +424,7 @@ def test_sampler_applies_preference_rule(monkeypatch):
         drawn.append(out)
         return out
 
-    monkeypatch.setattr(samplers_mod, "sample_dominating", spy)
+    monkeypatch.setattr(complexity_mod, "sample_dominating", spy)
     # Level 0 with a small bank: the first candidate, one candidate per subnet.
     plan = s.sample(0, 0)
     assert len(drawn[-1]) == 3 and list(plan.archs[:3]) == drawn[-1]
@@ -408,7 +445,7 @@ def test_sampler_applies_preference_rule(monkeypatch):
         plan = s.sample(step, 0)
         groups = [drawn[-1][i * 5:(i + 1) * 5] for i in range(3)]
         assert len(drawn[-1]) == 15
-        for g, sub in zip(groups, plan.subnets[:3]):
+        for g, sub in zip(groups, plan.subnets[:3], strict=True):
             diffs = [_brute_diff(x, s.anchor(1), TINY) for x in g]
             assert sub.arch == g[int(np.argmin(diffs))]
             picks += int(np.argmin(diffs)) != 0
@@ -476,11 +513,11 @@ def test_exact_resume(name):
 
 def test_resume_rejects_other_samplers():
     state = get_sampler("elasticvit", TINY, seed=1).state_dict()
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(SamplerStateError, match="seed"):
         get_sampler("elasticvit", TINY, seed=2).load_state_dict(state)
-    with pytest.raises(ValueError, match="strategy"):
+    with pytest.raises(SamplerStateError, match="strategy"):
         get_sampler("complexity", TINY, seed=1).load_state_dict(state)
-    with pytest.raises(ValueError, match="config"):
+    with pytest.raises(SamplerStateError, match="config"):
         get_sampler("elasticvit", TINY, _small(TINY), seed=1).load_state_dict(state)
 
 
@@ -502,7 +539,23 @@ def test_sampler_options_set_the_hss_and_reject_bad_values(tmp_path):
                              ({"q": 1}, "unknown sampler_options key 'q'")]:
         with pytest.raises(ConfigError, match=message):
             sampler_config(TINY, options)
-    with pytest.raises(ValueError, match="q0 must be in"):
+    with pytest.raises(ConfigError, match="q0 must be in"):
         get_sampler("elasticvit", TINY, sampler_config(TINY, {"q0": 1.5}))
-    with pytest.raises(ValueError, match="sandwich_uniform must be >= 0"):
+    with pytest.raises(ConfigError, match="sandwich_uniform must be >= 0"):
         get_sampler("sandwich", TINY, sampler_config(TINY, {"sandwich_uniform": -1}))
+
+
+def test_rescore_banks_scores_every_bank_arch_in_one_call():
+    s = ElasticViTSampler(TINY, _one_level(q0=0.0), seed=0)
+    _fill(s, 0, 3)
+    calls = []
+
+    def score(archs):
+        calls.append(list(archs))
+        return [float(k) for k in range(len(archs))]
+
+    s.rescore_banks([0], score)
+    assert calls == [s.bank_archs(0)] and [e.score for e in s.banks[0].entries] == [-0.0, -1.0, -2.0]
+    s.banks[0] = MemoryBank(4)
+    s.rescore_banks([0], score)
+    assert len(calls) == 1  # an empty bank asks for nothing

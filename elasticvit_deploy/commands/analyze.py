@@ -5,12 +5,15 @@ from __future__ import annotations
 import click
 from tqdm import tqdm
 
+from supernet.documents import header
 from supernet.training.conflict import draw_level, gradient_conflict
 from supernet.training.evaluate import load_supernet, resolve_device
 from supernet.training.optim import BATCH_PER_GPU
 
 from ..cli_common import emit_json, resolve_space
 from ..errors import UserError
+
+CONFLICT_KIND, CONFLICT_VERSION = "gradient-conflict", 1
 
 
 @click.group("analyze")
@@ -48,19 +51,16 @@ def conflict_command(checkpoint: str, level: float, n: int, top: int, data: str 
     if top > n:
         raise UserError(f"--top {top} exceeds --n {n}")
     space = resolve_space(space_name) if space_name else None
-    try:
-        loaded = load_supernet(checkpoint, space, prefer_ema=weights == "ema")
-        archs, batch, window = draw_level(loaded, level, n, data, batch_size, seed)
-    except ValueError as e:  # CheckpointError, DataError, ConfigError, EmptyWindowError, a bad batch size
-        raise UserError(str(e)) from None
+    loaded = load_supernet(checkpoint, space, prefer_ema=weights == "ema")
+    archs, batch, window = draw_level(loaded, level, n, data, batch_size, seed)
     loaded.supernet.to(resolve_device(device))
     bar = tqdm(total=n, desc="gradients", unit="subnet", disable=as_json, leave=False)
     try:
         result = gradient_conflict(loaded.supernet, archs, batch, top, level, window, lambda _: bar.update(1))
     finally:
         bar.close()
-    summary = {"checkpoint": loaded.weights.to_dict(), "space": loaded.supernet.space.name, "seed": seed,
-               **result.to_dict()}
+    summary = {**header(CONFLICT_KIND, CONFLICT_VERSION), "checkpoint": loaded.weights.to_dict(),
+               "space": loaded.supernet.space.name, "seed": seed, **result.to_dict()}
     if as_json:
         emit_json(summary)
         return

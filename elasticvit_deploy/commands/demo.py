@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from ..cli_common import emit_json
-from ..demo import Demo, DemoSettings, DemoStepFailed
-from ..errors import CommandFailed
+from ..demo import Demo, DemoSettings
 
 
 @click.command("demo")
@@ -24,11 +23,7 @@ def demo_command(out_dir: str, train_steps: int, predictor_blocks: int, as_json:
     budget, export the winner to TFLite and verify it on this host, measure it on simulated phones, and write the
     per-phone report. Each step prints the command it runs."""
     say = (lambda _m: None) if as_json else click.echo
-    demo = Demo(DemoSettings(Path(out_dir), train_steps, predictor_blocks), say)
-    try:
-        summary = demo.run()
-    except DemoStepFailed as e:
-        raise CommandFailed(str(e)) from None
+    summary = Demo(DemoSettings(Path(out_dir), train_steps, predictor_blocks), say).run()
     if as_json:
         emit_json(summary)
         return

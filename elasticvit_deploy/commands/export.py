@@ -11,31 +11,42 @@ from typing import Any
 
 import click
 
-from supernet.checkpoint import CheckpointError
+from supernet.documents import header
 
 from ..archio import load_arch
 from ..cli_common import emit_json, resolve_space, space_option
-from ..errors import CommandFailed, UserError, shorten
-from ..export import (FORMATS, QUANTIZATIONS, ExportError, InputDataError, default_name, load_image_samples,
-                      load_weights, stage_subnet)
-from ..export.describe import ModelFileError, describe_model
-from ..export.pipeline import DEFAULT_SAMPLES, OutputDirError, check_request
-from ..tflite_check import ModelFileCheckError, check_tflite
+from ..errors import UserError
+from ..export import (
+    default_name,
+    format_names,
+    get_format,
+    load_image_samples,
+    load_weights,
+    quantization_names,
+    stage_subnet,
+)
+from ..export.describe import describe_model
+from ..export.pipeline import DEFAULT_SAMPLES, ExportResult, Progress, check_request
+
+EXPORT_RESULT_KIND = "export-result"
+EXPORT_RESULT_VERSION = 1
 
 
-def parse_quantizations(value: str) -> list[str]:
-    """`none`, `all` or a comma list of QUANTIZATIONS, order kept, duplicates dropped."""
+def parse_quantizations(value: str, formats: list[str]) -> list[str]:
+    """`none`, `all` (every quantization all of `formats` support) or a comma list of quantization names, order
+    kept, duplicates dropped."""
+    names = quantization_names()
     items = [v.strip() for v in value.split(",") if v.strip()]
     if items == ["all"]:
-        return list(QUANTIZATIONS)
-    bad = [v for v in items if v not in QUANTIZATIONS]
+        return [q for q in names if all(q in get_format(f).quantizations for f in formats)]
+    bad = [v for v in items if v not in names]
     if bad or not items:
-        raise UserError(f"--quantize: {', '.join(bad) or 'nothing'} is not one of {', '.join(QUANTIZATIONS)} "
+        raise UserError(f"--quantize: {', '.join(bad) or 'nothing'} is not one of {', '.join(names)} "
                         f"(or a comma list of them, or all)")
     return list(dict.fromkeys(items))
 
 
-def _progress(quiet: bool) -> Any:
+def _progress(quiet: bool) -> Progress:
     start = time.perf_counter()
 
     def say(message: str) -> None:
@@ -81,9 +92,11 @@ def _commit_point() -> None:
               help="Supernet checkpoint to take the weights from (default: the seeded initial weights).")
 @click.option("--weights", type=click.Choice(["ema", "model"]), default="ema", show_default=True,
               help="Checkpoint weights to use: EMA (when the checkpoint has them, as evaluation does) or raw.")
-@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="tflite", show_default=True)
+@click.option("--format", "fmt", type=click.Choice([*format_names(), "all"]), default=format_names()[0],
+              show_default=True)
 @click.option("--quantize", "quantize", default="none", show_default=True, metavar="MODE[,MODE]",
-              help="none (fp32), fp16, dynamic-int8, int8 (full integer, calibrated), a comma list, or all.")
+              help=f"{', '.join(quantization_names())} (none: fp32; int8: full integer, calibrated), a comma "
+                   f"list, or all.")
 @click.option("--nhwc", is_flag=True, help="Take NHWC input (1 x res x res x 3), as mobile pipelines prefer.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="exported", show_default=True,
               help="Output directory (created if needed).")
@@ -110,52 +123,38 @@ def export_command(arch_file: str, checkpoint: str | None, weights: str, fmt: st
     """
     space = resolve_space(space_name)
     arch = load_arch(arch_file, space)
-    formats = list(FORMATS) if fmt == "all" else [fmt]
-    quantizations = parse_quantizations(quantize)
-    try:
-        name = name or default_name(arch, space)
-        check_request(name, (1, space.in_channels, arch.resolution, arch.resolution), formats, quantizations, nhwc)
-        loaded = load_weights(checkpoint, space, prefer_ema=weights == "ema") if checkpoint else None
-        sample_set = None
-        if data:
-            shape = (1, space.in_channels, arch.resolution, arch.resolution)
-            sample_set = load_image_samples(data, shape, samples)
-    except (CheckpointError, InputDataError, ValueError) as e:
-        raise UserError(str(e)) from None
-    warnings = []
-    if loaded is None:
-        warnings.append("no --checkpoint: the subnet has the supernet's initial weights (seed 0, trained-like "
-                        "norm layers): a trained subnet's graph and latency, but meaningless predictions")
-    elif loaded.source != weights:
-        warnings.append("checkpoint has no EMA weights; exported the raw model weights")
-    if sample_set is None and "int8" in quantizations:
-        warnings.append("int8 calibrated on the synthetic input set; pass --data with real images for accuracy")
-    for w in warnings:
-        click.echo(f"warning: {w}", err=True)
+    formats = list(format_names()) if fmt == "all" else [fmt]
+    quantizations = parse_quantizations(quantize, formats)
+    name = name or default_name(arch, space)
+    shape = (1, space.in_channels, arch.resolution, arch.resolution)
+    check_request(name, shape, formats, quantizations, nhwc)
+    loaded = load_weights(checkpoint, space, prefer_ema=weights == "ema") if checkpoint else None
+    sample_set = load_image_samples(data, shape, samples) if data else None
     with _sigterm_as_interrupt():
-        try:
-            staged = stage_subnet(arch, space, Path(out_dir), weights=loaded, name=name, samples=sample_set,
-                                  formats=formats, quantizations=quantizations, channels_last=nhwc,
-                                  n_samples=samples, allow_flex=allow_flex, progress=_progress(quiet or as_json))
-        except OutputDirError as e:
-            raise UserError(str(e)) from None
-        except ExportError as e:
-            raise CommandFailed(" ".join(str(e).split())) from None
+        staged = stage_subnet(arch, space, Path(out_dir), weights=loaded, prefer_ema=weights == "ema", name=name,
+                              samples=sample_set, formats=formats, quantizations=quantizations, channels_last=nhwc,
+                              n_samples=samples, allow_flex=allow_flex, progress=_progress(quiet or as_json))
         try:
             _commit_point()
-            results = staged.publish()
-        except OSError as e:
-            staged.discard()
-            raise UserError(f"{shorten(str(out_dir))}: cannot publish the export ({e.strerror or e})") from None
+            result = staged.publish()
         except BaseException:
             staged.discard()
             raise
+    _report(result, as_json)
+
+
+def _report(result: ExportResult, as_json: bool) -> None:
+    """The warnings on stderr, then the manifests as an ``elasticvit-deploy.export-result`` document (--json) or
+    one summary line per model."""
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
     if as_json:
-        emit_json({"models": [{"path": str(r.path), "manifest_path": str(r.manifest_path), "manifest": r.manifest}
-                              for r in results], "warnings": warnings})
+        emit_json({**header(EXPORT_RESULT_KIND, EXPORT_RESULT_VERSION),
+                   "models": [{"path": str(m.path), "manifest_path": str(m.manifest_path), "manifest": m.manifest}
+                              for m in result.models], "warnings": result.warnings})
         return
-    for r in results:
-        click.echo(_summary_line(r.path, r.manifest))
+    for m in result.models:
+        click.echo(_summary_line(m.path, m.manifest))
 
 
 @click.command("inspect")
@@ -164,17 +163,12 @@ def export_command(arch_file: str, checkpoint: str | None, weights: str, fmt: st
 def inspect_command(model_file: str, as_json: bool) -> None:
     """Show what a .tflite/.onnx model says about itself: embedded arch and export settings, op histogram,
     sha256, and whether the manifest beside it matches the file."""
-    try:
-        if Path(model_file).suffix.lower() == ".tflite":
-            check_tflite(model_file)
-        info = describe_model(model_file)
-    except (ModelFileError, ModelFileCheckError) as e:
-        raise UserError(str(e)) from None
+    info = describe_model(model_file)
     if as_json:
-        emit_json(info)
+        emit_json(info.to_dict())
         return
-    meta = info["metadata"]
-    click.echo(f"{info['path']}: {info['format']}, {info['size_bytes']:,} bytes, sha256 {info['sha256'][:16]}...")
+    meta = info.metadata
+    click.echo(f"{info.path}: {info.format}, {info.size_bytes:,} bytes, sha256 {info.sha256[:16]}...")
     if meta is None:
         click.echo("  no elasticvit-deploy metadata (not exported by this tool)")
     else:
@@ -184,8 +178,8 @@ def inspect_command(model_file: str, as_json: bool) -> None:
                 click.echo(f"  {key:<13} {meta[key]}")
         if "arch" in meta:
             click.echo(f"  {'arch':<13} {meta['arch']}")
-    ops = ", ".join(f"{k} {v}" for k, v in list(info["graph"]["ops"].items())[:8])
-    click.echo(f"  {'ops':<13} {info['graph']['op_count']} ({ops}{', ...' if len(info['graph']['ops']) > 8 else ''})")
-    m = info["manifest"]
-    state = "none beside the file" if m["path"] is None else ("matches" if m["matches"] else "DOES NOT MATCH the file")
+    ops = ", ".join(f"{k} {v}" for k, v in list(info.graph["ops"].items())[:8])
+    click.echo(f"  {'ops':<13} {info.graph['op_count']} ({ops}{', ...' if len(info.graph['ops']) > 8 else ''})")
+    state = ("none beside the file" if info.manifest_path is None
+             else "matches" if info.manifest_matches else "DOES NOT MATCH the file")
     click.echo(f"  {'manifest':<13} {state}")

@@ -9,135 +9,32 @@ import os
 import signal
 import sys
 import threading
-from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 from tqdm import tqdm
 
-from ..cli_common import emit_json
+from supernet.documents import header
+
+from ..cli_common import adb_option, emit_json, say
 from ..errors import CommandFailed, UserError, shorten
-from ..farm.adb import AdbServer, FarmError, Phone, check_serial, server_name
+from ..farm.adb import AdbServer, FarmError, Phone, check_serial
 from ..farm.batch import BatchReport, LeasePolicy, measure_batch
+from ..farm.devices import resolve_devices
 from ..farm.identity import read_identity
 from ..farm.install import check_benchmark_binary, install_on
-from ..farm.measure import HostTarget, LocalModel, MeasureOptions, PhoneTarget, Target
 from ..farm.lease import PhoneLease
-from ..farm.registry import DeviceEntry, Registry, check_adb_address, check_alias, entry_server
+from ..farm.measure import LocalModel, MeasureOptions
+from ..farm.registry import DeviceEntry, Registry, check_adb_address, check_alias
 from ..farm.runner_protocol import DELEGATES, RunnerSettings
+from ..farm.store import ResultsStore, export_document
 from ..simulator.quirks import QUIRKS
-from ..farm.store import ResultsStore
 
-
-def adb_option(f: Any) -> Any:
-    return click.option("--adb", "adb", default=None, metavar="HOST:PORT",
-                        help="adb server (default: $ADB_SERVER_SOCKET, $ANDROID_ADB_SERVER_PORT, 127.0.0.1:5037).")(f)
-
-
-def _server(adb: str | None) -> AdbServer:
-    try:
-        return AdbServer.resolve(adb)
-    except FarmError as e:
-        raise UserError(str(e)) from None
-
-
-Skipped = dict[str, str]  # {"device": name, "reason": why it is not measured}
-
-
-def _whole_farm(registry: Registry, default: AdbServer) -> tuple[list[tuple[DeviceEntry, AdbServer]], list[Skipped]]:
-    """`--all`: every ready phone on every server of the farm, and what is not usable, with the reason: phones
-    offline or unauthorized, registered phones not connected, servers not answering (one entry each)."""
-    ready: list[tuple[DeviceEntry, AdbServer]] = []
-    skipped: list[Skipped] = []
-    for server, registered in registry.farm(default):
-        try:
-            states = server.states()
-        except FarmError as e:
-            there = f" (registered there: {', '.join(r.alias or r.serial for r in registered)})" if registered else ""
-            skipped.append({"device": f"adb server {server}", "reason": f"{e}{there}"})
-            continue
-        by_serial = {e.serial: e for e in registered}
-        for serial, state in sorted(states.items()):
-            entry = by_serial.get(serial, DeviceEntry(alias=None, serial=serial))
-            if state != "device":
-                try:
-                    Phone(server, serial).check_ready()  # the state again, to word its reason
-                except FarmError as e:
-                    skipped.append({"device": entry.alias or serial, "reason": str(e)})
-                    continue
-            ready.append((entry, server))
-        skipped += [{"device": e.alias or e.serial, "reason": f"{e.serial}: not connected to the adb server at "
-                     f"{server}"} for e in registered if e.serial not in states]
-    return ready, skipped
-
-
-def _targets(serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool, adb: str | None,
-             base: RunnerSettings, options: MeasureOptions) -> tuple[list[Target], list[Skipped]]:
-    """The targets named by --serial/--device/--all (each phone on its own adb server: a registered alias's
-    `adb`, else --adb or the default), and what --all found unusable."""
-    if not (serials or use_all or [d for d in devices if d != "host"]):
-        return [HostTarget(base)], []
-    registry = Registry()
-    default = _server(adb)
-    wanted: list[tuple[DeviceEntry, AdbServer]] = []
-    skipped: list[Skipped] = []
-    try:
-        for s in serials:
-            entry = registry.resolve(check_serial(s), default)
-            wanted.append((entry, entry_server(entry, default)))
-        for d in devices:
-            if d == "host":
-                continue
-            entries = registry.load()
-            if d not in entries:
-                known = ", ".join(sorted(entries)) or "none registered yet (see `farm add`)"
-                raise UserError(f"--device {d}: unknown alias (known: {known}; or use host)")
-            wanted.append((entries[d], entry_server(entries[d], default)))
-        if use_all:
-            found, skipped = _whole_farm(registry, default)
-            wanted += found
-    except FarmError as e:
-        raise UserError(str(e)) from None
-    if use_all and not wanted and not skipped:
-        raise CommandFailed("--all: no phones on the adb servers "
-                            f"{', '.join(str(s) for s, _ in registry.farm(default))}")
-    targets: list[Target] = [HostTarget(base)] if "host" in devices else []
-    unique: dict[tuple[str, str], tuple[DeviceEntry, AdbServer]] = {}
-    for entry, server in wanted:
-        unique.setdefault((server_name(server), entry.serial), (entry, server))
-    chosen = list(unique.values())
-    servers_of = Counter(entry.serial for entry, _ in chosen)
-    for entry, server in chosen:
-        settings = replace(base, threads=base.threads or entry.threads or 1,
-                           cores=base.cores or entry.cores or "auto")
-        target = PhoneTarget(Phone(server, entry.serial), entry.alias, settings, options)
-        if entry.alias is None and servers_of[entry.serial] > 1:
-            target.name = f"{entry.serial}@{server}"  # one serial on two servers: two phones
-        targets.append(target)
-    return targets, skipped
-
-
-def single_target(device: str, adb: str | None, settings: RunnerSettings, options: MeasureOptions) -> Target:
-    """One prepared measuring target by name: `host`, a registry alias or an adb serial (UserError if not),
-    leased (waiting with a message while another process uses it) until the running command ends."""
-    if device == "host":
-        target: Target = HostTarget(replace(settings, threads=settings.threads or 1))
-    else:
-        target = _targets((device,), (), False, adb, settings, options)[0][0]
-    server, serial = (target.phone.server, target.phone.serial) if isinstance(target, PhoneTarget) else (None, "host")
-    lease = PhoneLease(server, serial, name=target.name, on_wait=lambda message: click.echo(message, err=True))
-    try:
-        lease.acquire()
-    except FarmError as e:
-        raise CommandFailed(f"--device {device}: {e}") from None
-    click.get_current_context().call_on_close(lease.release)
-    try:
-        target.prepare()
-    except (FarmError, ValueError) as e:
-        raise UserError(f"--device {device}: {e}") from None
-    return target
+SETTINGS = RunnerSettings()  # the measurement defaults the options show
+OPTIONS = MeasureOptions()
+LISTING_KIND = "farm-listing"
+LISTING_VERSION = 1
 
 
 def _table(report: BatchReport) -> str:
@@ -145,14 +42,13 @@ def _table(report: BatchReport) -> str:
              f"{'temp C':>11}  notes"]
     for r in report.results:
         s = r.summary
-        temp = s["temperature_c"]
+        temp = s.temperature_c
         temp_text = "-" if temp["first"] is None else f"{temp['first']:.0f}->{temp['last']:.0f}"
-        notes = [k for k, v in s["throttling"].items() if v and k != "any"] + (["cached"] if r.cached else [])
-        notes += [f"round {x['round']}: {x['count']}/{r.flags['runs']} runs" for x in s.get("short_rounds", [])]
-        name = r.device.get("alias") or r.device["serial"]
-        lines.append(f"{name:<16} {Path(r.model).name[:40]:<40} {s['median_ms']:>10.3f} {s['p90_ms']:>8.3f} "
-                     f"{s['cv']:>6.1%} {s['rounds']:>3}x{r.flags['runs']:<3} "
-                     f"{s['init_ms'] if s['init_ms'] is None else round(s['init_ms'], 1)!s:>8} {temp_text:>11}  "
+        notes = [k for k, v in s.throttling.items() if v and k != "any"] + (["cached"] if r.cached else [])
+        notes += [f"round {x['round']}: {x['count']}/{r.flags['runs']} runs" for x in s.short_rounds]
+        init = "None" if s.init_ms is None else str(round(s.init_ms, 1))
+        lines.append(f"{r.device_name:<16} {Path(r.model).name[:40]:<40} {s.median_ms:>10.3f} {s.p90_ms:>8.3f} "
+                     f"{s.cv:>6.1%} {s.rounds:>3}x{r.flags['runs']:<3} {init:>8} {temp_text:>11}  "
                      f"{', '.join(notes) or '-'}")
     return "\n".join(lines)
 
@@ -165,23 +61,28 @@ def _table(report: BatchReport) -> str:
 @click.option("--all", "use_all", is_flag=True,
               help="Every ready phone on every adb server of the farm (--adb or the default, and each `adb` in "
                    "devices.toml), in parallel; phones offline, unauthorized or not connected are reported skipped.")
-@click.option("--warmup", type=click.IntRange(0, 10_000), default=10, show_default=True, help="Warm-up runs/round.")
-@click.option("--runs", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Timed runs/round.")
-@click.option("--rounds", type=click.IntRange(1, 1000), default=3, show_default=True,
+@click.option("--warmup", type=click.IntRange(0, 10_000), default=SETTINGS.warmup, show_default=True,
+              help="Warm-up runs/round.")
+@click.option("--runs", type=click.IntRange(1, 100_000), default=SETTINGS.runs, show_default=True,
+              help="Timed runs/round.")
+@click.option("--rounds", type=click.IntRange(1, 1000), default=OPTIONS.rounds, show_default=True,
               help="benchmark_model invocations; each round's mean is one sample of the statistics.")
-@click.option("--threads", type=click.IntRange(1, 64), default=None, help="CPU threads [registry, else 1].")
-@click.option("--cores", default=None, metavar="MASK",
-              help="taskset hex core mask, e.g. 70 [registry, else the phone's big cluster].")
-@click.option("--delegate", type=click.Choice(DELEGATES), default="xnnpack", show_default=True,
+@click.option("--threads", type=click.IntRange(1, 64), default=SETTINGS.threads,
+              help="CPU threads [devices.toml, else 1].")
+@click.option("--cores", default=SETTINGS.cores, metavar="MASK",
+              help="taskset hex core mask, e.g. 70 [devices.toml, else the phone's big cluster].")
+@click.option("--delegate", type=click.Choice(DELEGATES), default=SETTINGS.delegate, show_default=True,
               help="Mapped to the phone's tool: the classic benchmark_model does cpu (no XNNPACK), xnnpack, gpu and "
                    "nnapi; LiteRT 2's CompiledModel tool its own CPU, GPU and NPU accelerators. A delegate the "
                    "phone's tool cannot do is refused, never run on the CPU instead.")
 @click.option("--until-stable", "until_stable", type=click.FloatRange(0.01, 100), default=None, metavar="EPS",
               help="Add rounds until the median's 95%% CI is within +-EPS%% (up to --max-rounds).")
-@click.option("--max-rounds", type=click.IntRange(1, 1000), default=20, show_default=True)
-@click.option("--cool-below", type=click.FloatRange(10, 100), default=42.0, show_default=True, metavar="C",
-              help="Before each round, wait until the phone is cooler than this (degrees C).")
-@click.option("--cool-timeout", type=click.IntRange(0, 3600), default=60, show_default=True, metavar="S")
+@click.option("--max-rounds", type=click.IntRange(1, 1000), default=OPTIONS.max_rounds, show_default=True)
+@click.option("--cool-below", type=click.FloatRange(10, 100), default=(SETTINGS.cool_below_mc or 0) / 1000,
+              show_default=True, metavar="C", help="Before each round, wait until the phone is cooler than this "
+                                                   "(degrees C).")
+@click.option("--cool-timeout", type=click.IntRange(0, 3600), default=SETTINGS.cool_timeout_s, show_default=True,
+              metavar="S")
 @click.option("--fresh", is_flag=True, help="Measure again even if the store holds a matching result.")
 @click.option("--no-wait", "no_wait", is_flag=True,
               help="Skip a phone another process is measuring (reported as busy) instead of waiting for it.")
@@ -203,24 +104,18 @@ def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: 
     reused unless --fresh; an interrupted batch resumes where it stopped. A phone is measured by one process at a
     time on this host: a phone in use by another `measure` (or `farm setup`) is waited for, saying so on stderr.
     """
-    try:
-        local = [LocalModel.load(m) for m in models]
-        base = RunnerSettings(warmup=warmup, runs=runs, threads=threads or 0, cores=cores, delegate=delegate,
+    local = [LocalModel.load(m) for m in models]
+    settings = RunnerSettings(warmup=warmup, runs=runs, threads=threads, cores=cores, delegate=delegate,
                               cool_below_mc=int(cool_below * 1000), cool_timeout_s=cool_timeout)
-        if cores is not None:
-            RunnerSettings(cores=cores).validate()
-    except (FarmError, ValueError) as e:
-        raise UserError(str(e)) from None
+    settings.validate()
     options = MeasureOptions(rounds=rounds, until_stable_pct=until_stable, max_rounds=max(max_rounds, rounds),
                              fresh=fresh)
-    targets, unusable = _targets(serials, devices, use_all, adb, base, options)
-    for t in targets:
-        if isinstance(t, HostTarget):
-            t.settings = replace(base, threads=base.threads or 1)
+    selection = resolve_devices(serials, devices, use_all, adb, settings, options)
     if not (serials or devices or use_all) and not as_json:
         click.echo("measuring on this host (no --serial/--device/--all given)", err=True)
     store = ResultsStore(store_path)
-    bar = tqdm(total=len(targets) * len(local), desc="measuring", unit="model", disable=as_json, leave=False)
+    bar = tqdm(total=len(selection.devices) * len(local), desc="measuring", unit="model", disable=as_json,
+               leave=False)
     lock = threading.Lock()
 
     def tick(_name: str) -> None:
@@ -230,10 +125,10 @@ def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: 
     try:
         leases = LeasePolicy(wait=not no_wait, timeout_s=wait_timeout, command="elasticvit-deploy measure",
                              on_wait=lambda message: tqdm.write(message, file=sys.stderr))
-        report = measure_batch(targets, local, store, options, progress=tick, leases=leases)
+        report = measure_batch(selection.devices, local, store, options, progress=tick, leases=leases)
     finally:
         bar.close()
-    report.skipped[:0] = unusable
+    report.skipped[:0] = selection.skipped
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -260,11 +155,8 @@ def farm_list(adb: str | None, as_json: bool) -> None:
     """Every phone on every adb server of the farm (--adb or the default, and each `adb` in devices.toml): serial,
     alias, model, state, server; registered aliases not connected; a server that does not answer is one line
     (exit status 1, after listing the others)."""
-    default = _server(adb)
-    try:
-        farm = Registry().farm(default)
-    except FarmError as e:
-        raise UserError(str(e)) from None
+    default = AdbServer.resolve(adb)
+    farm = Registry().farm(default)
     rows: list[dict[str, Any]] = []
     servers: list[dict[str, str | None]] = []
     for server, registered in farm:
@@ -290,7 +182,8 @@ def farm_list(adb: str | None, as_json: bool) -> None:
         rows += [{"serial": e.serial, "alias": e.alias, "model": "?", "state": "not connected", "adb": str(server)}
                  for e in registered if e.serial not in states]
     if as_json:
-        emit_json({"adb_server": str(default), "servers": servers, "devices": rows})
+        emit_json({**header(LISTING_KIND, LISTING_VERSION), "adb_server": str(default), "servers": servers,
+                   "devices": rows})
     else:
         for s in servers:
             if s["error"]:
@@ -316,18 +209,11 @@ def farm_list(adb: str | None, as_json: bool) -> None:
               help="The adb server the phone is on, when not the default one (e.g. another host's `adb -a` server).")
 def farm_add(alias: str, serial: str, threads: int | None, cores: str | None, adb: str | None) -> None:
     """Name a phone: `farm add pixel4 --serial 98KAY17CJ1 --cores 70 [--adb lab-2:5037]` (written to devices.toml)."""
-    try:
-        if cores is not None:
-            RunnerSettings(cores=cores).validate()
-        if adb is not None:
-            try:
-                check_adb_address(adb)
-            except FarmError as e:
-                raise UserError(f"--adb: {e}") from None
-        registry = Registry()
-        registry.add(DeviceEntry(check_alias(alias), check_serial(serial), threads, cores, adb))
-    except (FarmError, ValueError) as e:
-        raise UserError(str(e)) from None
+    RunnerSettings(cores=cores).validate()
+    if adb is not None:
+        check_adb_address(adb, "--adb")
+    registry = Registry()
+    registry.add(DeviceEntry(check_alias(alias), check_serial(serial), threads, cores, adb))
     click.echo(f"{alias} -> {serial}{f' on {adb}' if adb else ''} ({registry.path})")
 
 
@@ -338,24 +224,17 @@ def farm_add(alias: str, serial: str, threads: int | None, cores: str | None, ad
 @adb_option
 def farm_setup(binary: str, serials: tuple[str, ...], adb: str | None) -> None:
     """Push benchmark_model and the runner to phones, skipping phones that already hold the same sha256."""
-    try:
-        path, sha = check_benchmark_binary(binary)
-        for s in serials:
-            check_serial(s)
-    except FarmError as e:
-        raise UserError(str(e)) from None
-    server = _server(adb)
-    try:
-        chosen = list(serials) or [s for s, st in sorted(server.states().items()) if st == "device"]
-    except FarmError as e:
-        raise CommandFailed(str(e)) from None
+    path, sha = check_benchmark_binary(binary)
+    for s in serials:
+        check_serial(s)
+    server = AdbServer.resolve(adb)
+    chosen = list(serials) or [s for s, st in sorted(server.states().items()) if st == "device"]
     if not chosen:
         raise CommandFailed(f"no phone in state 'device' on the adb server at {server}")
     failed = []
     for serial in chosen:
         try:
-            with PhoneLease(server, serial, command="elasticvit-deploy farm setup",
-                            on_wait=lambda message: click.echo(message, err=True)):
+            with PhoneLease(server, serial, command="elasticvit-deploy farm setup", on_wait=say):
                 pushed = install_on(Phone(server, serial), path, sha)
             tool = pushed.pop("tool")
             done = ", ".join(f"{k} {'pushed' if v else 'up to date'}" for k, v in pushed.items())
@@ -403,11 +282,7 @@ def farm_simulate(devices: str, port: int, time_scale: float, quirks: tuple[str,
             raise UserError(f"--benchmark-binary: no such file {shorten(benchmark_binary)}")
         if not os.access(binary, os.X_OK):
             raise UserError(f"--benchmark-binary: {shorten(benchmark_binary)} is not executable (chmod +x it)")
-    try:
-        farm = SimulatedFarm(names, port=port, time_scale=time_scale, quirks=quirks,
-                             benchmark_binary=benchmark_binary)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    farm = SimulatedFarm(names, port=port, time_scale=time_scale, quirks=quirks, benchmark_binary=benchmark_binary)
     try:
         farm.start()
     except OSError as e:
@@ -439,19 +314,20 @@ def results_group() -> None:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--incomplete", is_flag=True, help="Include unfinished (interrupted) measurements.")
 def results_export(fmt: str, store_path: str | None, incomplete: bool) -> None:
-    """Print every stored measurement (JSON with raw samples, or one CSV row per measurement)."""
+    """Print every stored measurement (a results-export JSON document with every round, or one CSV row per
+    measurement)."""
     if store_path and not Path(store_path).is_file():
         raise UserError(f"{store_path}: no such results store")
-    rows = [m.to_dict() for m in ResultsStore(store_path).all(complete_only=not incomplete)]
+    measurements = ResultsStore(store_path).all(complete_only=not incomplete)
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
+        emit_json(export_document(measurements))
         return
     out = io.StringIO()
-    cols = ["model_name", "model_sha256", "device_serial", "device_alias", "device_fingerprint", "runtime_version",
+    cols = ["model_name", "model_sha256", "device_serial", "device_alias", "device_fingerprint", "runtime",
             "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "rounds", "complete", "flags"]
     writer = csv.DictWriter(out, fieldnames=cols)
     writer.writeheader()
-    for r in rows:
+    for r in (m.to_dict() for m in measurements):
         s = r["summary"] or {}
         writer.writerow({**{c: r.get(c) for c in cols if c in r}, **{c: s.get(c) for c in cols if c in s},
                          "flags": json.dumps(r["flags"], sort_keys=True)})

@@ -5,54 +5,31 @@ from __future__ import annotations
 import click
 
 from ..archio import load_arch
-from ..cli_common import emit_json, resolve_space, space_option
-from ..errors import UserError
-from ..latency.learned import PredictorFileError
-from ..latency.model import ArchLatencyModel, UncoveredArchError
-from ..latency.tables import TableError
-from ..latency.targets import TargetError, load_target
-
-
-def open_target(target: str, space_name: str, kind: str) -> ArchLatencyModel:
-    """The latency model for a CLI target, every failure as a one-line UserError."""
-    space = resolve_space(space_name)
-    try:
-        return load_target(target, space, kind)  # type: ignore[arg-type]
-    except (TargetError, TableError, PredictorFileError) as e:
-        raise UserError(f"--target {target}: {e}") from None
+from ..cli_common import emit_json, open_predictor, predictor_kind_option, space_option
+from ..latency.prediction import predict_arch
 
 
 @click.command("latency")
 @click.argument("arch_file", metavar="ARCH")
-@click.option("--target", required=True, metavar="DEVICE",
+@click.option("--target", "device", required=True, metavar="DEVICE",
               help="pixel1, pixel4, pixel6, xiaomi11 (nn-Meter tables), host, or any device with a built predictor.")
-@click.option("--predictor", "kind", type=click.Choice(["auto", "table", "learned"]), default="auto",
-              show_default=True, help="Which installed predictor answers (auto: the table if there is one).")
+@predictor_kind_option("auto", "Which installed predictor answers (auto: the table if there is one).")
 @space_option
 @click.option("--json", "as_json", is_flag=True, help='Print {"ms": ..., "blocks": [...], ...}.')
-def latency_command(arch_file: str, target: str, kind: str, space_name: str, as_json: bool) -> None:
+def latency_command(arch_file: str, device: str, kind: str, space_name: str, as_json: bool) -> None:
     """Predicted latency (ms) of ARCH on a target device, with a per-block breakdown.
 
-    ARCH is a JSON file, or - to read stdin. Install the phone tables with `predictor import-luts DIR`
-    (or `predictor fetch-luts`); build a predictor for any other device with `predictor build`.
+    ARCH is a JSON file, or - to read stdin. Install the phone tables with `predictor import-tables DIR`
+    (or `predictor fetch-tables`); build a predictor for any other device with `predictor build`.
     """
-    model = open_target(target, space_name, kind)
-    arch = load_arch(arch_file, model.space)
-    try:
-        parts = model.breakdown(arch)
-    except UncoveredArchError as e:
-        raise UserError(str(e)) from None
-    total = model.scale * sum(ms for _, _, ms in parts) + model.offset_ms
-    predictor = model.predictor.describe()
+    model = open_predictor(device, space_name, kind)
+    prediction = predict_arch(model, load_arch(arch_file, model.space), device)
     if as_json:
-        emit_json({"ms": round(total, 6), "target": target, "space": model.space.name,
-                   "predictor": {k: predictor[k] for k in ("name", "kind", "convention")},
-                   "calibration": {"scale": model.scale, "offset_ms": model.offset_ms},
-                   "blocks": [{"part": part, "key": b.lut_key, "block": b.to_dict(), "ms": round(ms, 6)}
-                              for part, b, ms in parts]})
+        emit_json(prediction.to_dict())
         return
-    click.echo(f"{total:.3f} ms on {target} ({predictor['kind']} predictor, {predictor['convention']} blocks)")
-    for part, b, ms in parts:
-        click.echo(f"  {part:<10} {b.lut_key:<44} {ms:9.3f}")
+    click.echo(f"{prediction.ms:.3f} ms on {device} ({prediction.predictor['kind']} predictor, "
+               f"{prediction.predictor['convention']} blocks)")
+    for b in prediction.blocks:
+        click.echo(f"  {b.part:<10} {b.block.table_key:<44} {b.ms:9.3f}")
     if (model.scale, model.offset_ms) != (1.0, 0.0):
         click.echo(f"  model-level calibration: x{model.scale:.4f} {model.offset_ms:+.3f} ms")

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import click
 
-from supernet.atomic import OutputDirError
-
 from ..cli_common import emit_json
 from ..errors import UserError
-from ..reports.inputs import ReportInputError, read_results
+from ..reports.inputs import read_results
 from ..reports.report import build_report
 from ..reports.verdicts import parse_budgets
 
@@ -34,19 +32,13 @@ def report_command(results: tuple[str, ...], baseline: str | None, budgets: tupl
     """Report RESULTS (measure --json output, results export, search result.json, or a report's summary.json) per
     phone: latency distribution, predicted vs measured, Pareto fronts, device fingerprint and runtime, and a verdict
     per model against its budget and the baseline (significance from the 95% CIs of the medians)."""
-    try:
-        budget_list = parse_budgets(budgets)
-        current = read_results([Path(p) for p in results])
-        base = read_results([Path(baseline)]).results if baseline else []
-    except (ReportInputError, ValueError) as e:
-        raise UserError(str(e)) from None
+    budget_list = parse_budgets(budgets)
+    current = read_results([Path(p) for p in results])
+    base = read_results([Path(baseline)]).results if baseline else []
     if not current.results:
         raise UserError(f"no measured models in {', '.join(results)} (search results count only with --verify, "
                         f"live or hybrid)")
-    try:
-        summary = build_report(current, base, budget_list, threshold_pct, Path(out_dir))
-    except OutputDirError as e:
-        raise UserError(str(e)) from None
+    summary = build_report(current, base, budget_list, threshold_pct, Path(out_dir))
     if as_json:
         emit_json(summary)
     else:

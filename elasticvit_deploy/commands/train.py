@@ -1,45 +1,32 @@
 """`elasticvit-deploy train` (supernet training with the paper's recipe) and `elasticvit-deploy evaluate` (the subnet
-accuracy oracle, spec 4.7)."""
+accuracy oracle: EMA weights, BN recalibration, top-1, as the official `process.py` `eval_one_subnet`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import click
 from tqdm import tqdm
 
-from supernet.checkpoint import CheckpointError, read_checkpoint
-from supernet.training.data import SPLITS, DataError
+from supernet.checkpoint import read_checkpoint
+from supernet.documents import header
+from supernet.training.data import SPLITS
 from supernet.training.distributed import DistContext
 from supernet.training.evaluate import SubnetEvaluator, resolve_device
 from supernet.training.optim import BATCH_PER_GPU
 from supernet.training.recalibrate import RECALIBRATION_BATCHES
-from supernet.training.teachers import TeacherError
-from supernet.training.train_config import ConfigError, load_config
+from supernet.training.train_config import load_config, shipped_configs
 from supernet.training.trainer import Trainer
 
 from ..archio import load_archs
 from ..cli_common import emit_json, resolve_space
 from ..errors import UserError
 
-_ERRORS = (ConfigError, DataError, TeacherError, CheckpointError)
-
-
-def _stored_config(path: str) -> dict[str, Any]:
-    """The configuration a training checkpoint was written with (the base a resumed run starts from)."""
-    try:
-        data = read_checkpoint(path)
-    except CheckpointError as e:
-        raise UserError(str(e)) from None
-    trainer = data.get("trainer")
-    if not isinstance(trainer, dict) or not isinstance(trainer.get("config"), dict):
-        raise UserError(f"{path}: not a training checkpoint (no training state to resume)")
-    return trainer["config"]
+EVALUATION_KIND, EVALUATION_VERSION = "evaluation", 1
 
 
 @click.command("train")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Training configuration (.toml, .yaml or .yml); see README 'Supernet training'.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, metavar="FILE|NAME",
+              help=f"Training configuration: a .toml, .yaml or .yml file, or a shipped one by name "
+                   f"({', '.join(shipped_configs())}).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key (repeatable; dotted keys reach into tables: sampler_options.q0=0.5).")
 @click.option("--resume", default=None, metavar="CKPT",
@@ -53,25 +40,22 @@ def train_command(config_file: str | None, overrides: tuple[str, ...], resume: s
     """
     if config_file is None and resume is None:
         raise UserError("give --config FILE (or --resume CKPT)")
+    checkpoint = read_checkpoint(resume) if resume else None
+    base = checkpoint.training_state()["config"] if checkpoint else None
+    config = load_config(config_file, overrides, base=base)
+    dist = DistContext.from_env(config.device)
     try:
-        config = load_config(config_file, overrides, base=_stored_config(resume) if resume else None)
-        dist = DistContext.from_env(config.device)
-    except (ConfigError, RuntimeError) as e:
-        raise UserError(str(e)) from None
-    try:
-        summary = Trainer(config, resume=resume, dist=dist).fit(progress=not as_json)
-    except _ERRORS as e:
-        raise UserError(str(e)) from None
+        summary = Trainer(config, resume=checkpoint, dist=dist).fit(progress=not as_json)
     finally:
         dist.shutdown()
     if not dist.is_main:
         return
     if as_json:
-        emit_json(summary)
+        emit_json(summary.to_dict())
         return
-    click.echo(f"trained {summary['steps']} steps, last loss {summary['loss']:.4f}" if summary["loss"] is not None
-               else f"nothing to do: the run is complete at {summary['steps']} steps")
-    click.echo(f"checkpoint {summary['checkpoint']}\nmetrics    {summary['metrics']}")
+    click.echo(f"trained {summary.steps} steps, last loss {summary.loss:.4f}" if summary.loss is not None
+               else f"nothing to do: the run is complete at {summary.steps} steps")
+    click.echo(f"checkpoint {summary.checkpoint}\nmetrics    {summary.metrics}")
 
 
 @click.command("evaluate")
@@ -100,24 +84,20 @@ def evaluate_command(checkpoint: str, arch_sources: tuple[str, ...], data: str |
     """Top-1 of each ARCH: BN recalibrated once per arch on training batches (cumulative average), then one batched
     pass over the split. The checkpoint is read once for all archs."""
     space = resolve_space(space_name) if space_name else None
-    try:
-        evaluator = SubnetEvaluator.from_checkpoint(
-            checkpoint, data=data, split=split, space=space, prefer_ema=weights == "ema",
-            calib_batches=calib_batches, calib_batch_size=calib_batch_size, batch_size=batch_size, workers=workers,
-            device=resolve_device(device))
-    except (CheckpointError, DataError, ValueError) as e:
-        raise UserError(str(e)) from None
+    evaluator = SubnetEvaluator.from_checkpoint(
+        checkpoint, data=data, split=split, space=space, prefer_ema=weights == "ema",
+        calib_batches=calib_batches, calib_batch_size=calib_batch_size, batch_size=batch_size, workers=workers,
+        device=resolve_device(device))
     archs = [a for src in arch_sources for a in load_archs(src, evaluator.space)]
     bar = tqdm(total=len(archs), desc="evaluating", unit="arch", disable=as_json, leave=False)
     try:
         results = evaluator.evaluate_many(archs, progress=lambda _: bar.update(1))
-    except DataError as e:
-        raise UserError(str(e)) from None
     finally:
         bar.close()
     source = evaluator.weights.to_dict() if evaluator.weights else {}
     if as_json:
-        emit_json({"checkpoint": source, "space": evaluator.space.name, "split": split,
+        emit_json({**header(EVALUATION_KIND, EVALUATION_VERSION), "checkpoint": source,
+                   "space": evaluator.space.name, "split": split,
                    "calibration": {"batches": calib_batches, "batch_size": calib_batch_size},
                    "results": [r.to_dict() for r in results]})
         return

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from supernet.errors import BadInput
 
 SYNTHETIC = "synthetic-v1"
 CALIBRATION_SEED = 0
 VERIFICATION_SEED = 1
 
 
-class InputDataError(ValueError):
+class InputDataError(BadInput):
     """A user-supplied sample file that cannot serve as model inputs."""
 
 
@@ -37,6 +40,14 @@ class SampleSet:
         return {"source": self.source, "calibration": len(self.calibration), "verification": len(self.verification)}
 
 
+def to_layout(x: np.ndarray | torch.Tensor, channels_last: bool) -> Any:
+    """NCHW -> NHWC for 4-D inputs when `channels_last`; other inputs unchanged."""
+    if not channels_last or x.ndim != 4:
+        return x
+    return x.permute(0, 2, 3, 1).contiguous() if isinstance(x, torch.Tensor) else np.ascontiguousarray(
+        x.transpose(0, 2, 3, 1))
+
+
 def synthetic_inputs(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
     """`n` synthetic inputs of `shape` (batch dimension first, batch 1); see the module docstring."""
     g = torch.Generator().manual_seed(seed)
@@ -50,6 +61,7 @@ def synthetic_inputs(shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
 
 
 def synthetic_sample_set(shape: tuple[int, ...], n: int) -> SampleSet:
+    """The synthetic set for `shape`: `n` calibration and `n` verification inputs."""
     return SampleSet(synthetic_inputs(shape, n, CALIBRATION_SEED), synthetic_inputs(shape, n, VERIFICATION_SEED),
                      SYNTHETIC)
 
@@ -74,6 +86,8 @@ def load_image_samples(path: str | Path, shape: tuple[int, int, int, int], n: in
         raise InputDataError(f"{path}: images have {data.shape[1]} channels, the model takes {c}")
     if not np.issubdtype(data.dtype, np.floating):
         raise InputDataError(f"{path}: images are {data.dtype}; give float images normalised as for training")
+    if 0 in data.shape[2:]:
+        raise InputDataError(f"{path}: images are empty (shape {data.shape})")
     if len(data) < 2:
         raise InputDataError(f"{path}: need at least 2 images (half calibrate, half verify), found {len(data)}")
     x = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))

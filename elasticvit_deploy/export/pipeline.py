@@ -1,4 +1,5 @@
-"""Export any PyTorch module at a fixed input shape to TFLite and/or ONNX, verify it, and only then publish it.
+"""Export any PyTorch module at a fixed input shape to every requested format (TFLite, ONNX: see `formats`), verify
+it, and only then publish it.
 
 This is the one export path: whole subnets (`subnet.export_subnet`) and single blocks for the latency-predictor
 builder both go through `export_module`. For each format the module is converted once to fp32; the fp32 graph is
@@ -18,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,34 +29,40 @@ import torch
 from supernet.arch import shorten
 from supernet.atomic import OutputDirError, StagedFile, deferred_signals, prepare_out_dir, redeliver
 
-from . import onnx_format, tflite_format
-from .inputs import SampleSet, synthetic_sample_set
-from .manifest import MANIFEST_SCHEMA, sha256_bytes, tool_versions
+from .errors import ExportError, ExportRequestError
+from .formats import QUANTIZATIONS, ExportFormat, HostRunner, format_names, get_format, quantization_tag
+from .inputs import SampleSet, synthetic_sample_set, to_layout
+from .manifest import manifest_header, sha256_bytes, tool_versions
 from .parity import FP32_ATOL, Parity, compare
-from .runtime import OnnxRunner, TFLiteRunner, open_runner
-from .tflite_format import QUANTIZATIONS, to_layout
-from .tflite_graph import inspect_graph, xnnpack_status
 
-FORMATS = ("tflite", "onnx")
-EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx"}
-QUANT_TAGS = {"none": "fp32", "fp16": "fp16", "dynamic-int8": "dynint8", "int8": "int8"}
+__all__ = ["DEFAULT_SAMPLES", "SYNTHETIC_INT8_WARNING", "ExportError", "ExportRequestError", "ExportResult",
+           "ExportedModel", "OutputDirError", "Progress", "StagedExport", "check_request", "export_module",
+           "output_name", "stage_module"]
+
 DEFAULT_SAMPLES = 8
+SYNTHETIC_INT8_WARNING = "int8 calibrated on the synthetic input set; pass --data with real images for accuracy"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,150}")
 
 Progress = Callable[[str], None]
 
 
-class ExportError(RuntimeError):
-    """The conversion failed or an exported model did not pass verification; nothing was written."""
-
-
 @dataclass(frozen=True)
 class ExportedModel:
+    """One published model file and its manifest."""
+
     format: str
     quantization: str
     path: Path
     manifest_path: Path
     manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export published, and what the caller should tell the user about it (one line each)."""
+
+    models: list[ExportedModel]
+    warnings: list[str]
 
 
 @dataclass
@@ -68,58 +75,58 @@ class _Candidate:
 
 
 def output_name(name: str, fmt: str, quantization: str, channels_last: bool) -> str:
-    """``{name}-{fp32|fp16|dynint8|int8}[-nhwc].{tflite|onnx}``."""
-    return f"{name}-{QUANT_TAGS[quantization]}{'-nhwc' if channels_last else ''}{EXTENSIONS[fmt]}"
+    """``{name}-{fp32|fp16|dynint8|int8}[-nhwc]{suffix}``, e.g. ``m-fp32.tflite``."""
+    return f"{name}-{quantization_tag(quantization)}{'-nhwc' if channels_last else ''}{get_format(fmt).suffix}"
 
 
 def check_request(name: str, input_shape: Sequence[int], formats: Sequence[str], quantizations: Sequence[str],
                   channels_last: bool) -> None:
-    """Raise ValueError for a request that cannot be exported (before any work is done)."""
-    if not _NAME.fullmatch(name):
-        raise ValueError(f"name {name!r}: use letters, digits, '.', '_' and '-' only (it becomes a file name)")
+    """Raise `ExportRequestError` for a request that cannot be exported (before any work is done)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ExportRequestError(f"name {shorten(name)}: use letters, digits, '.', '_' and '-' only (it becomes a "
+                                 f"file name)")
     if not input_shape or input_shape[0] != 1 or any(int(d) < 1 for d in input_shape):
-        raise ValueError(f"input shape must be batch 1 with positive sizes, got {tuple(input_shape)}")
+        raise ExportRequestError(f"input shape must be batch 1 with positive sizes, got {tuple(input_shape)}")
     if channels_last and len(input_shape) != 4:
-        raise ValueError(f"channels-last input needs a 4-D (N, C, H, W) input shape, got {tuple(input_shape)}")
-    for f in formats:
-        if f not in FORMATS:
-            raise ValueError(f"unknown format {f!r}; choose from {', '.join(FORMATS)}")
+        raise ExportRequestError(f"channels-last input needs a 4-D (N, C, H, W) input shape, got "
+                                 f"{tuple(input_shape)}")
+    chosen = [get_format(f) for f in formats]
     for q in quantizations:
         if q not in QUANTIZATIONS:
-            raise ValueError(f"unknown quantization {q!r}; choose from {', '.join(QUANTIZATIONS)}")
+            raise ExportRequestError(f"unknown quantization {shorten(q)}; choose from {', '.join(QUANTIZATIONS)}")
+        for fmt in chosen:
+            if q not in fmt.quantizations:
+                raise ExportRequestError(f"{fmt.name} has no {q} quantization; it supports "
+                                         f"{', '.join(fmt.quantizations)}")
     if not formats or not quantizations:
-        raise ValueError("nothing to export: give at least one format and one quantization")
+        raise ExportRequestError("nothing to export: give at least one format and one quantization")
 
 
-def _convert(module: torch.nn.Module, fmt: str, example: torch.Tensor, channels_last: bool) -> bytes:
+def _first_line(e: BaseException) -> str:
+    """The first line of `e`'s message, whitespace collapsed (its class name if it has none)."""
+    return " ".join((str(e).strip().splitlines() or [e.__class__.__name__])[0].split())
+
+
+def _convert(module: torch.nn.Module, fmt: ExportFormat, example: torch.Tensor, channels_last: bool) -> bytes:
     try:
-        if fmt == "tflite":
-            return tflite_format.convert_module(module, example, channels_last)
-        return onnx_format.export_module(module, example, channels_last)
+        return fmt.convert(module, example, channels_last)
     except Exception as e:  # the converters raise many types; report the first line and the captured output
         notes = "".join(f" | {n.strip().splitlines()[-1]}" for n in getattr(e, "__notes__", []) if n.strip())
-        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
-        raise ExportError(f"{fmt} conversion failed: {first[:300]}{notes[:300]}") from e
+        raise ExportError(f"{fmt.name} conversion failed: {_first_line(e)[:300]}{notes[:300]}") from e
 
 
-def _quantize(fmt: str, fp32: bytes, quantization: str, calibration: list[np.ndarray]) -> bytes:
-    backend = tflite_format if fmt == "tflite" else onnx_format
+def _quantize(fmt: ExportFormat, fp32: bytes, quantization: str, calibration: list[np.ndarray]) -> bytes:
     try:
-        return backend.quantize(fp32, quantization, calibration)
+        return fmt.quantize(fp32, quantization, calibration)
     except Exception as e:
-        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
-        raise ExportError(f"{fmt} {quantization} quantization failed: {first[:300]}") from e
+        raise ExportError(f"{fmt.name} {quantization} quantization failed: {_first_line(e)[:300]}") from e
 
 
-def _embed(fmt: str, model: bytes, info: dict[str, Any]) -> bytes:
-    return (tflite_format if fmt == "tflite" else onnx_format).embed_metadata(model, info)
-
-
-def _parity_failure(fmt: str, quantization: str, parity: Parity, atol: float | None) -> str | None:
+def _parity_failure(fmt: ExportFormat, quantization: str, parity: Parity, atol: float | None) -> str | None:
     if not parity.finite:
-        return f"{fmt} {quantization}: outputs contain NaN or infinity"
+        return f"{fmt.name} {quantization}: outputs contain NaN or infinity"
     if atol is not None and parity.max_abs_diff > atol:
-        return f"{fmt} {quantization}: max abs diff to PyTorch {parity.max_abs_diff:.3g} > {atol:g}"
+        return f"{fmt.name} {quantization}: max abs diff to PyTorch {parity.max_abs_diff:.3g} > {atol:g}"
     return None
 
 
@@ -140,65 +147,57 @@ class _Job:
     say: Progress
 
 
-def _run(job: _Job, fmt: str, model: bytes | Path, what: str) -> tuple[Parity, TFLiteRunner | OnnxRunner]:
+def _run(job: _Job, fmt: ExportFormat, model: bytes | Path, what: str) -> tuple[Parity, HostRunner]:
     """Run `model` on the verification inputs and compare with PyTorch; ExportError if it cannot run at all."""
     try:
-        runner = open_runner(model, fmt)
+        runner = fmt.runner(model)
         outputs = [runner.run(to_layout(x[None], job.channels_last)) for x in job.samples.verification]
     except Exception as e:
-        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
-        raise ExportError(f"{what}: the host runtime cannot run the model: {first[:300]}") from e
+        raise ExportError(f"{what}: the host runtime cannot run the model: {_first_line(e)[:300]}") from e
     return compare(job.reference, outputs), runner
 
 
-def _fp32(job: _Job, fmt: str) -> tuple[bytes, float, Parity]:
-    """Convert once to fp32, refuse non-builtin TFLite ops (unless allowed), check against PyTorch in memory."""
-    job.say(f"converting to {fmt} (fp32)")
+def _fp32(job: _Job, fmt: ExportFormat) -> tuple[bytes, float, Parity]:
+    """Convert once to fp32, refuse non-builtin ops (unless allowed), check against PyTorch in memory."""
+    job.say(f"converting to {fmt.name} (fp32)")
     t0 = time.perf_counter()
     fp32 = _convert(job.module, fmt, torch.from_numpy(job.samples.verification[0][None]), job.channels_last)
     seconds = time.perf_counter() - t0
-    if fmt == "tflite" and not job.allow_flex:
-        graph = inspect_graph(fp32)
-        if not graph.builtin_only:
-            raise ExportError(f"tflite: non-builtin ops {', '.join(graph.flex_ops + graph.custom_ops)} (Flex/custom "
-                              f"ops need extra runtime support on the phone); pass --allow-flex to accept them")
-    parity, _ = _run(job, fmt, fp32, f"{fmt} fp32")
+    extra_ops = [] if job.allow_flex else fmt.non_builtin_ops(fp32)
+    if extra_ops:
+        raise ExportError(f"{fmt.name}: non-builtin ops {', '.join(extra_ops)} (Flex/custom ops need extra runtime "
+                          f"support on the phone); pass --allow-flex to accept them")
+    parity, _ = _run(job, fmt, fp32, f"{fmt.name} fp32")
     return fp32, seconds, parity
 
 
-def _candidate(job: _Job, fmt: str, fp32: bytes, convert_s: float, fp32_parity: Parity, quantization: str,
+def _candidate(job: _Job, fmt: ExportFormat, fp32: bytes, convert_s: float, fp32_parity: Parity, quantization: str,
                staged: StagedFile) -> _Candidate:
     """Quantize, embed metadata, write the `staged` file, run it from disk and draft its manifest."""
     if quantization != "none":
-        job.say(f"quantizing {fmt} ({quantization})")
+        job.say(f"quantizing {fmt.name} ({quantization})")
     t0 = time.perf_counter()
     data = _quantize(fmt, fp32, quantization, job.calibration)
     quantize_s = time.perf_counter() - t0
-    data = _embed(fmt, data, dict(job.info, format=fmt, quantization=quantization))
+    data = fmt.embed_metadata(data, dict(job.info, format=fmt.name, quantization=quantization))
     final = staged.final
-    candidate = _Candidate(fmt, quantization, staged, {}, None)
+    candidate = _Candidate(fmt.name, quantization, staged, {}, None)
     staged.path.write_bytes(data)
     job.say(f"verifying {final.name}")
-    parity, runner = _run(job, fmt, staged.path, f"{fmt} {quantization}")
+    parity, runner = _run(job, fmt, staged.path, f"{fmt.name} {quantization}")
     atol = FP32_ATOL if quantization == "none" else None
     candidate.failure = (_parity_failure(fmt, "fp32", fp32_parity, FP32_ATOL)
                          or _parity_failure(fmt, quantization, parity, atol))
-    extra: dict[str, Any] = {}
-    if fmt == "tflite":
-        graph = inspect_graph(data).to_dict()
-        extra["xnnpack"] = xnnpack_status(data)
-    else:
-        graph = onnx_format.op_histogram(data)
     candidate.manifest = {
-        "schema": MANIFEST_SCHEMA, "file": final.name, "sha256": sha256_bytes(data), "size_bytes": len(data),
-        "format": fmt, "quantization": quantization,
+        **manifest_header(), "file": final.name, "sha256": sha256_bytes(data), "size_bytes": len(data),
+        "model_format": fmt.name, "quantization": quantization,
         "input": {"layout": job.layout, "shape": list(runner.input_shape), "dtype": runner.input_dtype},
         "output": {"shape": list(job.reference[0].shape)},
         **job.metadata,
         "verification": {"passed": candidate.failure is None, "reference": "pytorch-fp32",
                          "inputs": job.samples.describe(), "atol": atol, "parity": parity.to_dict(),
                          "fp32_graph_parity": fp32_parity.to_dict()},
-        "graph": graph, **extra,
+        "graph": fmt.graph_summary(data), **fmt.manifest_extras(data),
         "timing_s": {"convert": round(convert_s, 3), "quantize": round(quantize_s, 3)},
         "tools": job.versions,
     }
@@ -214,6 +213,7 @@ class StagedExport:
     candidates: list[_Candidate] = field(default_factory=list)
     manifests: list[StagedFile] = field(default_factory=list)
     files: list[StagedFile] = field(default_factory=list)    # every temporary file made, for `discard()`
+    warnings: list[str] = field(default_factory=list)        # for the user, passed on by `publish()`
 
     def new_file(self, final: Path) -> StagedFile:
         """A temporary file for `final`, recorded before a Ctrl-C can act (so `discard()` never misses one)."""
@@ -223,7 +223,8 @@ class StagedExport:
         return self.files[-1]
 
     def stage_manifests(self) -> None:
-        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        """Write every candidate's manifest beside it (staged too) and seal all the files."""
+        created = datetime.now(UTC).isoformat(timespec="seconds")
         for c in self.candidates:
             c.manifest["created_utc"] = created
             staged = self.new_file(c.staged.final.with_name(c.staged.final.name + ".json"))
@@ -232,20 +233,25 @@ class StagedExport:
         for f in self.files:
             f.seal()
 
-    def publish(self) -> list[ExportedModel]:
+    def publish(self) -> ExportResult:
         """Rename every file into place: the critical section, with SIGINT/SIGTERM held until it is done (and then
-        acted on: the files are published). A signal that arrived before it raises here, before any rename."""
+        acted on: the files are published). A signal that arrived before it raises here, before any rename; a
+        rename that fails raises `OutputDirError`. Either way nothing staged is left."""
         try:
             with deferred_signals() as arrived:
                 if arrived:
                     raise KeyboardInterrupt
                 published = [ExportedModel(c.fmt, c.quantization, c.staged.commit(), m.commit(), c.manifest)
-                             for c, m in zip(self.candidates, self.manifests)]
+                             for c, m in zip(self.candidates, self.manifests, strict=True)]
+        except OSError as e:
+            self.discard()
+            raise OutputDirError(f"{shorten(str(self.out_dir))}: cannot publish the export ({e.strerror or e})") \
+                from None
         except BaseException:
             self.discard()
             raise
         redeliver(arrived)
-        return published
+        return ExportResult(published, list(self.warnings))
 
     def discard(self) -> None:
         """Remove whatever is still staged (nothing once published)."""
@@ -255,38 +261,41 @@ class StagedExport:
             self.out_dir.rmdir()
 
 
-NATIVE_MODULES = ("ai_edge_litert.interpreter", "litert_torch", "onnx", "onnxruntime", "onnxruntime.quantization")
-
-
-def _load_converters() -> None:
-    """Import the converters' and runtimes' native extensions with Ctrl-C held: a KeyboardInterrupt raised while
-    a C++ extension initialises aborts the interpreter (no clean-up, staged files left) instead of unwinding."""
+def _load_converters(formats: Sequence[ExportFormat]) -> None:
+    """Import the formats' converters' and runtimes' native extensions with Ctrl-C held: a KeyboardInterrupt raised
+    while a C++ extension initialises aborts the interpreter (no clean-up, staged files left) instead of
+    unwinding."""
     with deferred_signals() as arrived:
-        for name in NATIVE_MODULES:
+        for name in dict.fromkeys(m for fmt in formats for m in fmt.native_modules):
             importlib.import_module(name)
     redeliver(arrived)
 
 
 def stage_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: str | Path, name: str, *,
-                 formats: Sequence[str] = ("tflite",), quantizations: Sequence[str] = ("none",),
+                 formats: Sequence[str] | None = None, quantizations: Sequence[str] = ("none",),
                  channels_last: bool = False, metadata: dict[str, Any] | None = None,
                  samples: SampleSet | None = None, n_samples: int = DEFAULT_SAMPLES, allow_flex: bool = False,
                  progress: Progress | None = None) -> StagedExport:
-    """Everything `export_module` does but the renames: the verified files and manifests, staged in `out_dir`.
-    Raises `ExportError` or `OutputDirError` (a full or read-only disk) with nothing left, or ValueError for a bad
-    request."""
+    """Everything `export_module` does but the renames: the verified files and manifests, staged in `out_dir`
+    (`formats`: registered format names, default the first registered; `samples`: verification and calibration
+    inputs, default the synthetic set of `n_samples`). Raises `ExportRequestError` for a bad request before any
+    work, `ExportError` or `OutputDirError` (a full or read-only disk) with nothing left."""
     shape = tuple(int(d) for d in input_shape)
+    formats = list(formats) if formats is not None else [format_names()[0]]
     check_request(name, shape, formats, quantizations, channels_last)
-    _load_converters()
+    chosen = [get_format(f) for f in dict.fromkeys(formats)]
+    _load_converters(chosen)
     out_dir = Path(out_dir)
     staged = StagedExport(out_dir, not out_dir.exists())
+    if samples is None and "int8" in quantizations:
+        staged.warnings.append(SYNTHETIC_INT8_WARNING)
     try:
         prepare_out_dir(out_dir)
         job = _job(module, shape, samples, n_samples, channels_last, metadata, allow_flex, progress)
-        for fmt in dict.fromkeys(formats):
+        for fmt in chosen:
             fp32, convert_s, fp32_parity = _fp32(job, fmt)
             for quantization in dict.fromkeys(quantizations):
-                file = staged.new_file(out_dir / output_name(name, fmt, quantization, channels_last))
+                file = staged.new_file(out_dir / output_name(name, fmt.name, quantization, channels_last))
                 staged.candidates.append(_candidate(job, fmt, fp32, convert_s, fp32_parity, quantization, file))
         failures = [c.failure for c in staged.candidates if c.failure]
         if failures:
@@ -319,9 +328,9 @@ def _job(module: torch.nn.Module, shape: tuple[int, ...], samples: SampleSet | N
 
 
 def export_module(module: torch.nn.Module, input_shape: Sequence[int], out_dir: str | Path, name: str,
-                  **options: Any) -> list[ExportedModel]:
+                  **options: Any) -> ExportResult:
     """Export `module` (one input of `input_shape`, batch 1; NCHW for images) in every requested format and
     quantization into `out_dir`, verified, with manifests (`options`: see `stage_module`; `metadata`, JSON-able, is
-    embedded in every file and copied into every manifest). Raises `ExportError` (nothing written),
-    `OutputDirError`, or ValueError for a bad request."""
+    embedded in every file and copied into every manifest). Raises `ExportRequestError` (a bad request),
+    `ExportError` (nothing written) or `OutputDirError`."""
     return stage_module(module, input_shape, out_dir, name, **options).publish()

@@ -27,7 +27,7 @@ from typing import TypeVar
 import adbutils
 from adbutils.errors import AdbError, AdbTimeout
 
-from ..errors import shorten
+from ..errors import BadInput, OperationFailed, shorten
 
 DEFAULT_PORT = 5037
 _SERIAL = re.compile(r"[A-Za-z0-9._:@\[\]-]{1,128}")
@@ -36,8 +36,12 @@ TRANSIENT = (AdbError, AdbTimeout, ConnectionError, OSError, socket.timeout, EOF
 T = TypeVar("T")
 
 
-class FarmError(RuntimeError):
+class FarmError(OperationFailed):
     """A phone or the adb server cannot be used; the message names the phone (or server) and the cause."""
+
+
+class FarmInputError(BadInput):
+    """A serial, adb address, alias, registry file or benchmark binary the user gave is not usable."""
 
 
 class DeviceGone(FarmError):
@@ -46,7 +50,7 @@ class DeviceGone(FarmError):
 
 def check_serial(serial: str) -> str:
     if not _SERIAL.fullmatch(serial):
-        raise FarmError(f"invalid serial {shorten(serial)}: adb serials contain only letters, digits and ._:@[]-")
+        raise FarmInputError(f"invalid serial {shorten(serial)}: adb serials contain only letters, digits and ._:@[]-")
     return serial
 
 
@@ -71,7 +75,7 @@ class AdbServer:
         socket_env = os.environ.get("ADB_SERVER_SOCKET")
         if socket_env:
             if not socket_env.startswith("tcp:"):
-                raise FarmError(f"ADB_SERVER_SOCKET={shorten(socket_env)}: only tcp:HOST:PORT is supported")
+                raise FarmInputError(f"ADB_SERVER_SOCKET={shorten(socket_env)}: only tcp:HOST:PORT is supported")
             return cls._parse(socket_env[4:], "ADB_SERVER_SOCKET")
         port_env = os.environ.get("ANDROID_ADB_SERVER_PORT")
         if port_env:
@@ -83,7 +87,7 @@ class AdbServer:
         host, _, port = spec.rpartition(":")
         host = host or "127.0.0.1"
         if not port.isdigit() or not 0 < int(port) < 65536:
-            raise FarmError(f"{source}: expected HOST:PORT or PORT, got {shorten(spec)}")
+            raise FarmInputError(f"{source}: expected HOST:PORT or PORT, got {shorten(spec)}")
         return cls(host.strip("[]"), int(port), explicit=True)
 
     def __str__(self) -> str:

@@ -1,4 +1,4 @@
-"""Measure many models on many targets: one worker per phone in parallel, faults contained per phone.
+"""Measure many models on many devices: one worker per phone in parallel, faults contained per phone.
 
 A phone that cannot be prepared (offline, unauthorized, no benchmark_model, failed health gate) is skipped with
 its reason; a phone that disappears mid-batch is waited for (`reconnect_s`), then skipped; a phone whose
@@ -22,10 +22,16 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from supernet.documents import header
+
 from .adb import DeviceGone, FarmError
-from .lease import LeaseCancelled, PhoneBusy, PhoneLease
-from .measure import LocalModel, MeasureOptions, MeasurementResult, PhoneTarget, Target, measure_model
+from .devices import device_lease
+from .lease import LeaseCancelled, PhoneBusy
+from .measure import Device, LocalModel, MeasurementResult, MeasureOptions, PhoneDevice, measure_model
 from .store import MeasurementConflict, ResultsStore
+
+KIND = "measurements"
+VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -41,121 +47,119 @@ class LeasePolicy:
 
 @dataclass
 class BatchReport:
+    """What a batch measured, what failed (per model) and which devices were not measured at all."""
+
     results: list[MeasurementResult] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)     # {"device", "model", "error"}
     skipped: list[dict[str, str]] = field(default_factory=list)      # {"device", "reason"}: not measured at all
 
     def to_dict(self) -> dict[str, Any]:
-        return {"results": [r.to_dict() for r in self.results], "failures": self.failures, "skipped": self.skipped}
+        """`measure --json`: a measurements document (its results are measurement documents)."""
+        return {**header(KIND, VERSION), "results": [r.to_dict() for r in self.results], "failures": self.failures,
+                "skipped": self.skipped}
 
 
-def _wait_for(target: Target, seconds: float) -> bool:
-    if not isinstance(target, PhoneTarget):
+def _wait_for(device: Device, seconds: float) -> bool:
+    """Whether a phone that went away is back (ready) within `seconds`; False at once for this host."""
+    if not isinstance(device, PhoneDevice):
         return False
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            target.phone.check_ready()
+            device.phone.check_ready()
             return True
         except FarmError:
             time.sleep(min(1.0, seconds / 10))
     return False
 
 
-def _measure_reconnecting(target: Target, model: LocalModel, store: ResultsStore, options: MeasureOptions,
+def _measure_reconnecting(device: Device, model: LocalModel, store: ResultsStore, options: MeasureOptions,
                           reconnect_s: float) -> MeasurementResult:
     """Measure; if the phone went away, wait up to `reconnect_s` for it and try once more (resuming)."""
     try:
-        return measure_model(target, model, store, options)
+        return measure_model(device, model, store, options)
     except DeviceGone:
-        if not _wait_for(target, reconnect_s):
+        if not _wait_for(device, reconnect_s):
             raise
-        return measure_model(target, model, store, options)
+        return measure_model(device, model, store, options)
 
 
-def _lease(target: Target, policy: LeasePolicy, stop: threading.Event) -> PhoneLease:
-    """The lease of a phone target (keyed by its adb server and serial), or of this host for other targets."""
-    server, serial = (target.phone.server, target.phone.serial) if isinstance(target, PhoneTarget) \
-        else (None, target.name)
-    return PhoneLease(server, serial, wait=policy.wait, on_wait=policy.on_wait, timeout_s=policy.timeout_s,
-                      stop=stop, command=policy.command, name=target.name)
-
-
-def _run_target(target: Target, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
+def _run_device(device: Device, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                 report: BatchReport, lock: threading.Lock, tick: Callable[[str], None], quarantine_after: int,
                 reconnect_s: float, stop: threading.Event, policy: LeasePolicy) -> None:
-    lease = _lease(target, policy, stop)
+    lease = device_lease(device, wait=policy.wait, on_wait=policy.on_wait, timeout_s=policy.timeout_s, stop=stop,
+                         command=policy.command)
     try:
         lease.acquire()
     except LeaseCancelled:
         return
     except FarmError as e:
         with lock:
-            report.skipped.append({"device": target.name,
+            report.skipped.append({"device": device.name,
                                    "reason": f"busy: {e}" if isinstance(e, PhoneBusy) else str(e)})
         for _ in models:
-            tick(target.name)
+            tick(device.name)
         return
     try:
-        _measure_all(target, models, store, options, report, lock, tick, quarantine_after, reconnect_s, stop)
+        _measure_all(device, models, store, options, report, lock, tick, quarantine_after, reconnect_s, stop)
     finally:
         lease.release()
 
 
-def _measure_all(target: Target, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
+def _measure_all(device: Device, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                  report: BatchReport, lock: threading.Lock, tick: Callable[[str], None], quarantine_after: int,
                  reconnect_s: float, stop: threading.Event) -> None:
     try:
-        target.prepare()
+        device.prepare()
     except FarmError as e:
         with lock:
-            report.skipped.append({"device": target.name, "reason": str(e)})
+            report.skipped.append({"device": device.name, "reason": str(e)})
         for _ in models:
-            tick(target.name)
+            tick(device.name)
         return
     failures_in_row = 0
     for i, model in enumerate(models):
         if stop.is_set():
             return
         try:
-            result = _measure_reconnecting(target, model, store, options, reconnect_s)
+            result = _measure_reconnecting(device, model, store, options, reconnect_s)
         except DeviceGone as e:
             with lock:
-                report.failures.append({"device": target.name, "model": str(model.path), "error": str(e)})
-                report.skipped.append({"device": target.name, "reason": f"went away: {e}"})
+                report.failures.append({"device": device.name, "model": str(model.path), "error": str(e)})
+                report.skipped.append({"device": device.name, "reason": f"went away: {e}"})
             for _ in models[i:]:
-                tick(target.name)
+                tick(device.name)
             return
         except (FarmError, MeasurementConflict) as e:
             failures_in_row += 1
             with lock:
-                report.failures.append({"device": target.name, "model": str(model.path), "error": str(e)})
-            tick(target.name)
+                report.failures.append({"device": device.name, "model": str(model.path), "error": str(e)})
+            tick(device.name)
             if failures_in_row >= quarantine_after:
                 with lock:
-                    report.skipped.append({"device": target.name, "reason": f"quarantined after {failures_in_row} "
+                    report.skipped.append({"device": device.name, "reason": f"quarantined after {failures_in_row} "
                                                                             f"failures in a row: {e}"})
                 for _ in models[i + 1:]:
-                    tick(target.name)
+                    tick(device.name)
                 return
             continue
         failures_in_row = 0
         with lock:
             report.results.append(result)
-        tick(target.name)
+        tick(device.name)
 
 
-def measure_batch(targets: list[Target], models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
+def measure_batch(devices: list[Device], models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                   progress: Callable[[str], None] | None = None, quarantine_after: int = 3,
                   reconnect_s: float = 30.0, leases: LeasePolicy = LeasePolicy()) -> BatchReport:
-    """Every model on every target (targets in parallel, models in order on each); see the module docstring."""
+    """Every model on every device (devices in parallel, models in order on each); see the module docstring."""
     report = BatchReport()
     lock = threading.Lock()
     stop = threading.Event()
     tick = progress or (lambda _name: None)
-    with ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="farm") as pool:
-        futures = [pool.submit(_run_target, t, models, store, options, report, lock, tick, quarantine_after,
-                               reconnect_s, stop, leases) for t in targets]
+    with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="farm") as pool:
+        futures = [pool.submit(_run_device, d, models, store, options, report, lock, tick, quarantine_after,
+                               reconnect_s, stop, leases) for d in devices]
         try:
             for f in futures:
                 while True:
@@ -167,8 +171,8 @@ def measure_batch(targets: list[Target], models: list[LocalModel], store: Result
         except KeyboardInterrupt:
             stop.set()  # workers finish the measurement in flight (its rounds are stored), then stop
             raise
-    order = {t.name: i for i, t in enumerate(targets)}
+    order = {d.name: i for i, d in enumerate(devices)}
     model_order = {str(m.path): i for i, m in enumerate(models)}
-    report.results.sort(key=lambda r: (order.get(r.device.get("alias") or r.device["serial"], 0),
+    report.results.sort(key=lambda r: (order.get(r.device_name, 0),
                                        model_order.get(r.model, 0)))
     return report

@@ -72,7 +72,8 @@ _MS = {
 }
 _LITERT_TAG = re.compile(r"\[[^\]]*benchmark_litert_model\.h:\d+\]")
 # The tool's own lines that only 2.x (classic) prints, or prints with the INFO: prefix only since 2.x.
-_CLASSIC_MARK = re.compile(r"^Log parameter values verbosely|^INFO: (?:STARTING!|Running benchmark|Loaded model|Graph: \[)")
+_CLASSIC_MARK = re.compile(r"^Log parameter values verbosely"
+                           r"|^INFO: (?:STARTING!|Running benchmark|Loaded model|Graph: \[)")
 # TF Lite 1.x wording: "Running benchmark for 50 iterations", "Num runs: [50]", "Warmup runs: [1]".
 _TF1_MARK = re.compile(r"^Running benchmark for \d+ iterations|^(?:Num runs|Warmup runs): \[")
 # Failure messages the tools print (with or without an ERROR: prefix, depending on the release); any of them

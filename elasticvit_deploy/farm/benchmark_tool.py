@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import shorten
+from ..errors import OperationFailed, shorten
 
 __all__ = ["DELEGATES", "HELP_ARGV", "BenchmarkTool", "UnknownBenchmarkTool", "UnsupportedDelegate",
            "detect_tool"]
@@ -50,11 +50,11 @@ _LITERT_HEADER = "NPU Vendor Flags from LiteRT"
 _USAGE = re.compile(r"^\s*(?:ERROR:\s*)?usage: \S*benchmark", re.MULTILINE)
 
 
-class UnsupportedDelegate(ValueError):
+class UnsupportedDelegate(OperationFailed):
     """The tool cannot run on the delegate asked for."""
 
 
-class UnknownBenchmarkTool(ValueError):
+class UnknownBenchmarkTool(OperationFailed):
     """The text is not the flag listing of either benchmark tool."""
 
 

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .adb import FarmError, Phone
+from .adb import FarmError, FarmInputError, Phone
 from .measure import RUNNER_SOURCE, detect_phone_tool
 from .runner_protocol import BENCHMARK_PATH, RUNNER_PATH
 
@@ -18,11 +18,11 @@ def check_benchmark_binary(path: str | Path) -> tuple[Path, str]:
     """The binary must exist and be an ELF executable (LiteRT publishes android_aarch64 builds)."""
     path = Path(path)
     if not path.is_file():
-        raise FarmError(f"{path}: no such file (download benchmark_model for android_aarch64 from LiteRT's "
+        raise FarmInputError(f"{path}: no such file (download benchmark_model for android_aarch64 from LiteRT's "
                         f"releases or build it with bazel)")
     data = path.read_bytes()
     if not data.startswith(ELF_MAGIC):
-        raise FarmError(f"{path}: not an ELF executable; expected LiteRT's benchmark_model for Android")
+        raise FarmInputError(f"{path}: not an ELF executable; expected LiteRT's benchmark_model for Android")
     return path, hashlib.sha256(data).hexdigest()
 
 

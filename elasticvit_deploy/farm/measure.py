@@ -3,8 +3,9 @@
 A measurement is a number of rounds; each round is one runner call on the phone, one benchmark_model run
 (`warmup` warm-ups, `runs` timed inferences) whose mean latency is one sample. Each round is committed to the
 results store as soon as it completes, so a kill, a USB drop or a vanished phone loses at most the round in
-flight, and an interrupted measurement resumes where it stopped; a complete one with the same key (model sha256, device
-fingerprint, runtime version, flags) is reused unless `fresh`.
+flight, and an interrupted measurement resumes where it stopped; a complete one with the same key (model sha256,
+device fingerprint, runtime version, flags) is reused unless `fresh`. A device's settings are settled when it is
+prepared: `threads` None becomes its devices.toml default, else 1 (`RunnerSettings.with_device_threads`).
 """
 
 from __future__ import annotations
@@ -19,18 +20,30 @@ from typing import Any, Protocol
 import numpy as np
 
 from android_runner import RUNNER
+from supernet.documents import header
 
-from ..export.quiet import native_output_captured
 from ..errors import one_line
-from ..tflite_check import ModelFileCheckError, check_tflite
-from .adb import FarmError, Phone, ShellResult
+from ..export.quiet import native_output_captured
+from ..export.tflite_check import ModelFileCheckError, check_tflite
+from .adb import FarmError, FarmInputError, Phone, ShellResult
 from .benchmark_tool import HELP_ARGV, BenchmarkTool, UnknownBenchmarkTool, UnsupportedDelegate, detect_tool
 from .identity import DeviceIdentity, read_health, read_identity
-from .runner_protocol import (BENCHMARK_PATH, MAX_SECS, MODELS_DIR, RUNNER_PATH, RoundResult, RunnerOutputError,
-                              RunnerSettings, parse_runner_output, round_problem, runner_argv)
-from .stats import is_stable, summarize
-from .throttling import judge_throttling
+from .runner_protocol import (
+    BENCHMARK_PATH,
+    DEFAULT_ROUNDS,
+    MAX_SECS,
+    MODELS_DIR,
+    RUNNER_PATH,
+    RoundResult,
+    RunnerOutputError,
+    RunnerSettings,
+    parse_runner_output,
+    round_problem,
+    runner_argv,
+)
+from .stats import is_stable
 from .store import ResultsStore, measurement_key
+from .summary import MeasurementSummary, summarize_rounds
 
 RUNNER_SOURCE = RUNNER  # android_runner/runner.sh, package data of the installed toolkit
 
@@ -41,24 +54,29 @@ class UnsupportedDelegateError(FarmError):
 
 @dataclass(frozen=True)
 class LocalModel:
+    """A checked .tflite file on this host, named by its sha256 on the phones."""
+
     path: Path
     sha256: str
     size: int
 
     @classmethod
     def load(cls, path: str | Path) -> LocalModel:
-        """Check a .tflite file locally (exists, parses as a TFLite flatbuffer) before anything is pushed."""
+        """Check a .tflite file locally (exists, parses as a TFLite flatbuffer) before anything is pushed;
+        FarmInputError naming the file and the problem otherwise."""
         path = Path(path)
         try:
             data = check_tflite(path)
         except ModelFileCheckError as e:
-            raise FarmError(str(e)) from None
+            raise FarmInputError(str(e)) from None
         return cls(path, hashlib.sha256(data).hexdigest(), len(data))
 
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    rounds: int = 3
+    """How many rounds a measurement takes, whether stored ones are reused, and the phone's health gate."""
+
+    rounds: int = DEFAULT_ROUNDS
     until_stable_pct: float | None = None  # keep adding rounds until the median's 95% CI is within +-this %
     max_rounds: int = 20
     fresh: bool = False
@@ -67,26 +85,40 @@ class MeasureOptions:
     min_free_mb: int = 64
 
 
+MEASUREMENT_KIND = "measurement"
+MEASUREMENT_VERSION = 1
+
+
 @dataclass
 class MeasurementResult:
+    """One model measured on one device: what was measured where, with which runtime and flags, its figures."""
+
     model: str
     model_sha256: str
     device: dict[str, Any]
-    runtime_version: str
+    runtime: str
     flags: dict[str, Any]
-    summary: dict[str, Any]
+    summary: MeasurementSummary
     cached: bool
 
+    @property
+    def device_name(self) -> str:
+        """The name the device was measured under: its alias, else its serial."""
+        return str(self.device.get("alias") or self.device["serial"])
+
     def to_dict(self) -> dict[str, Any]:
-        """The result with the core mask used (`cores`) and the temperature sensor (`temp_sensor`: the zone chosen
-        at prepare, and the sensors the runner actually read, which differ when the zone failed)."""
-        return {"model": self.model, "model_sha256": self.model_sha256, "device": self.device,
-                "runtime_version": self.runtime_version, "flags": self.flags, "cached": self.cached,
-                "cores": self.flags.get("cores"), "temp_sensor": self.device.get("temp_sensor"), **self.summary}
+        """The result as a document (kind "measurement"), with the core mask used (`cores`) and the temperature
+        sensor (`temp_sensor`: the zone chosen at prepare, and the sensors the runner actually read, which differ
+        when the zone failed)."""
+        return {**header(MEASUREMENT_KIND, MEASUREMENT_VERSION), "model": self.model,
+                "model_sha256": self.model_sha256, "device": self.device, "runtime": self.runtime,
+                "flags": self.flags, "cached": self.cached, "cores": self.flags.get("cores"),
+                "temp_sensor": self.device.get("temp_sensor"), **self.summary.to_dict()}
 
 
-class Target(Protocol):
-    """Where models are measured: a phone or this host. One `run_round` is one benchmark_model run."""
+class Device(Protocol):
+    """Where models are measured: a phone or this host. One `run_round` is one benchmark_model run; `settings`
+    are settled for the device (its default threads) once it is prepared."""
 
     name: str
     settings: RunnerSettings
@@ -101,32 +133,20 @@ class Target(Protocol):
 
     def runtime_info(self) -> dict[str, Any]: ...
 
-def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runtime: dict[str, Any]) -> dict:
-    """The reported figures: latency statistics over round means (each round's mean in `round_ms`), the fastest
-    single inference (`best_ms`), init time, temperatures, throttling."""
-    stats = summarize(samples_ms).to_dict()
-    temps = [r[k].get("temp_mc") for r in rounds for k in ("before", "after") if r.get(k)]
-    temps = [t / 1000 for t in temps if isinstance(t, int) and t >= 0]
-    inits = [r["init_us"] / 1000 for r in rounds if r.get("init_us") is not None]
-    mins = [r["min_us"] / 1000 for r in rounds if isinstance(r.get("min_us"), (int, float)) and r["min_us"] > 0]
-    return dict(stats, best_ms=min(mins) if mins else None, round_ms=[round(float(x), 6) for x in samples_ms],
-                rounds=len(samples_ms), inferences=int(sum(r.get("count", 0) for r in rounds)),
-                init_ms=float(np.median(inits)) if inits else None,
-                temperature_c={"first": temps[0] if temps else None, "last": temps[-1] if temps else None,
-                               "max": max(temps) if temps else None},
-                throttling=judge_throttling(rounds, runtime))
 
+class PhoneDevice:
+    """A phone behind an adb server, driven through android_runner/runner.sh, one runner call per round.
+    `default_threads` is the phone's own default (its devices.toml `threads`), used when `settings` name none."""
 
-class PhoneTarget:
-    """A phone behind an adb server, driven through android_runner/runner.sh, one runner call per round."""
-
-    def __init__(self, phone: Phone, alias: str | None, settings: RunnerSettings, options: MeasureOptions):
+    def __init__(self, phone: Phone, alias: str | None, settings: RunnerSettings, options: MeasureOptions,
+                 default_threads: int | None = None):
         settings.validate()
         self.phone = phone
         self.alias = alias
         self.name = alias or phone.serial
         self.options = options
         self.settings = settings
+        self.default_threads = default_threads
         self.identity: DeviceIdentity | None = None
         self.tool: BenchmarkTool | None = None
         self._runtime: str | None = None
@@ -136,7 +156,8 @@ class PhoneTarget:
 
     def prepare(self) -> None:
         """Identity, the phone's benchmark tool (family, version, sha256), runner on the phone, health; a delegate
-        the tool cannot do is refused (UnsupportedDelegate)."""
+        the tool cannot do is refused (UnsupportedDelegateError). Settles `settings` for this phone."""
+        self.settings = self.settings.with_device_threads(self.default_threads)
         self.identity = read_identity(self.phone, self.alias)
         if self.settings.cores == "auto":
             self.settings = replace(self.settings, cores=self.identity.big_core_mask())
@@ -155,6 +176,7 @@ class PhoneTarget:
             raise FarmError(f"{self.phone.serial}: skipped, {'; '.join(problems)}")
 
     def device_info(self) -> dict[str, Any]:
+        """The phone's identity record (fingerprint, model, SoC, cores, thermal zone, ...), kind "phone"."""
         assert self.identity is not None, "prepare() first"
         return dict(self.identity.to_dict(), kind="phone")
 
@@ -163,11 +185,13 @@ class PhoneTarget:
         return self._runtime
 
     def runtime_info(self) -> dict[str, Any]:
+        """The tool (summary.TOOL_KEYS) and what throttling is judged against: the cores' top frequencies, the
+        pinned cores, the sensor's throttling temperature."""
         assert self.identity is not None and self.tool is not None, "prepare() first"
         mask = int(self.settings.cores, 16) if self.settings.cores else None
         pinned = [c for c in range(len(self.identity.core_max_khz)) if mask is None or mask >> c & 1]
         sensor = self.identity.temp_sensor
-        return dict(self._last, tool=self.tool.family, sha256=self._bench_sha, max_khz=self.identity.core_max_khz,
+        return dict(self._last, family=self.tool.family, sha256=self._bench_sha, max_khz=self.identity.core_max_khz,
                     pinned_cores=pinned, throttle_c=sensor.throttle_c if sensor else None)
 
     def run_round(self, model: LocalModel, index: int) -> RoundResult:
@@ -178,6 +202,7 @@ class PhoneTarget:
             self.phone.push_if_changed(model.path, remote, model.sha256)
             self._pushed.add(model.sha256)
         s = self.settings
+        assert s.threads is not None, "prepare() first"  # it settles the device's threads
         flags = self.tool.args(remote, warmup=s.warmup, runs=s.runs, threads=s.threads, delegate=s.delegate,
                                max_secs=MAX_SECS)
         argv = runner_argv(remote, flags, s, 1, self.identity.temp_path, self.identity.temp_scale)
@@ -194,7 +219,7 @@ class PhoneTarget:
         r.round = index
         if problem := round_problem(r):
             raise FarmError(f"{self.phone.serial}: {problem}")
-        self._last = {"version": out.version, "family": out.family, "root": out.root, "knobs": out.knobs}
+        self._last = {"version": out.version, "output_family": out.family, "root": out.root, "knobs": out.knobs}
         return r
 
 
@@ -223,21 +248,25 @@ def detect_phone_tool(phone: Phone) -> tuple[str, BenchmarkTool]:
         raise FarmError(f"{phone.serial}: {BENCHMARK_PATH} is not a benchmark tool we know ({e})") from None
 
 
-class HostTarget:
-    """This machine's CPU through ai-edge-litert's interpreter: same rounds, statistics and schema as a phone."""
+class HostDevice:
+    """This machine's CPU through ai-edge-litert's interpreter: same rounds, statistics and schema as a phone.
+    Its default threads: DEFAULT_THREADS (settled at once: the host has no devices.toml entry)."""
 
     name = "host"
 
     def __init__(self, settings: RunnerSettings):
-        self.settings = settings
+        settings.validate()
+        self.settings = settings.with_device_threads(None)
 
     def prepare(self) -> None:
+        """Refuse what only phones can do: other delegates, a taskset core mask."""
         if self.settings.delegate not in ("cpu", "xnnpack"):
             raise FarmError(f"host: the {self.settings.delegate} delegate is only available on phones")
         if self.settings.cores not in (None, "auto"):
             raise FarmError("host: --cores (taskset) applies to phones only")
 
     def device_info(self) -> dict[str, Any]:
+        """This host's identity record (CPU model, hostname, platform), kind "host"."""
         cpu = platform.processor() or platform.machine()
         try:
             for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -258,9 +287,11 @@ class HostTarget:
         return f"ai-edge-litert {version('ai-edge-litert')}"
 
     def runtime_info(self) -> dict[str, Any]:
+        """The runtime (no throttling information on a host)."""
         return {"version": self.runtime_version(), "root": False, "knobs": []}
 
     def run_round(self, model: LocalModel, index: int) -> RoundResult:
+        """One round: load the model in a fresh interpreter, `warmup` untimed and `runs` timed invocations."""
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.AUTO if self.settings.delegate == "xnnpack" else \
@@ -290,34 +321,29 @@ class HostTarget:
         return (time.perf_counter() - t0) * 1e6
 
 
-def measure_model(target: Target, model: LocalModel, store: ResultsStore, options: MeasureOptions) -> MeasurementResult:
-    """Measure `model` on a prepared `target`, reusing or resuming stored work. Each round is committed to the
+def measure_model(device: Device, model: LocalModel, store: ResultsStore, options: MeasureOptions
+                  ) -> MeasurementResult:
+    """Measure `model` on a prepared `device`, reusing or resuming stored work. Each round is committed to the
     store as soon as it completes, so an interruption loses at most the round in flight."""
-    device = target.device_info()
-    runtime = target.runtime_version()
-    flags = target.settings.flags()
-    key = measurement_key(model.sha256, device["fingerprint"], runtime, flags)
-    if not options.fresh and (done := store.find(key)) is not None:
-        return MeasurementResult(str(model.path), model.sha256, device, runtime, flags, done.summary or {}, True)
-    mid = store.start(key, model_sha256=model.sha256, model_name=model.path.name, device=device,
-                      runtime_version=runtime, flags=flags)
+    info = device.device_info()
+    runtime = device.runtime_version()
+    flags = device.settings.flags()
+    key = measurement_key(model.sha256, info["fingerprint"], runtime, flags)
+    if not options.fresh and (done := store.find(key)) is not None and done.summary is not None:
+        return MeasurementResult(str(model.path), model.sha256, info, runtime, flags,
+                                 MeasurementSummary.from_dict(done.summary), True)
+    mid = store.start(key, model_sha256=model.sha256, model_name=model.path.name, device=info,
+                      runtime=runtime, flags=flags)
     stored = store.get(mid)
-    samples, infos = list(stored.samples), list(stored.rounds)
+    samples, rounds = list(stored.samples), list(stored.rounds)
     while _wants_more(samples, options):
-        r = target.run_round(model, len(samples))
+        r = device.run_round(model, len(samples))
         store.add_round(mid, [r.latency_ms], r.info())
         samples.append(r.latency_ms)
-        infos.append(r.info())
-    runtime_info = target.runtime_info()
-    summary = summarize_rounds(infos, samples, runtime_info)
-    summary["runtime"] = {k: v for k, v in runtime_info.items() if k in ("version", "family", "tool", "sha256",
-                                                                           "root", "knobs")}
-    summary["short_rounds"] = [{"round": i, "count": info.get("count", 0)} for i, info in enumerate(infos)
-                               if info.get("count", 0) < flags["runs"]]
-    if options.until_stable_pct is not None:
-        summary["stable"] = is_stable(samples, options.until_stable_pct)
-    store.finish(mid, summary)
-    return MeasurementResult(str(model.path), model.sha256, device, runtime, flags, summary, False)
+        rounds.append(r.info())
+    summary = summarize_rounds(rounds, samples, device.runtime_info(), flags["runs"], options.until_stable_pct)
+    store.finish(mid, summary.to_dict())
+    return MeasurementResult(str(model.path), model.sha256, info, runtime, flags, summary, False)
 
 
 def _wants_more(samples: list[float], options: MeasureOptions) -> bool:

@@ -23,7 +23,7 @@ from supernet.atomic import atomic_output
 
 from ..errors import shorten
 from ..paths import user_data_dir, writable_dir
-from .adb import AdbServer, FarmError, check_serial, server_name
+from .adb import AdbServer, FarmInputError, check_serial, server_name
 
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,40}")
 _MASK = re.compile(r"[0-9a-fA-F]{1,16}")
@@ -49,7 +49,7 @@ def default_registry_path() -> Path:
 
 def check_alias(alias: str) -> str:
     if not _ALIAS.fullmatch(alias) or alias in RESERVED:
-        raise FarmError(f"invalid alias {shorten(alias)}: lower-case letters, digits, '-' and '_' "
+        raise FarmInputError(f"invalid alias {shorten(alias)}: lower-case letters, digits, '-' and '_' "
                         f"(not {'/'.join(RESERVED)})")
     return alias
 
@@ -59,12 +59,14 @@ def entry_server(entry: DeviceEntry, default: AdbServer) -> AdbServer:
     return AdbServer.resolve(entry.adb) if entry.adb else default
 
 
-def check_adb_address(value: str) -> str:
-    """An adb server address ``HOST:PORT`` (a host name, IPv4 address or [IPv6] address, and a port 1-65535)."""
+def check_adb_address(value: str, source: str | None = None) -> str:
+    """An adb server address ``HOST:PORT`` (a host name, IPv4 address or [IPv6] address, and a port 1-65535);
+    FarmInputError otherwise, its message starting with `source` (e.g. "--adb") when given."""
     host, sep, port = value.rpartition(":")
     if not sep or not (_HOSTNAME.fullmatch(host) or _IPV6.fullmatch(host)) or not port.isascii() \
             or not port.isdigit() or len(port) > 5 or not 0 < int(port) < 65536:
-        raise FarmError(f"expected HOST:PORT (such as \"lab-2:5037\"), got {shorten(value)}")
+        where = f"{source}: " if source else ""
+        raise FarmInputError(f"{where}expected HOST:PORT (such as \"lab-2:5037\"), got {shorten(value)}")
     return value
 
 
@@ -82,51 +84,48 @@ class Registry:
         self.path = path or default_registry_path()
 
     def load(self) -> dict[str, DeviceEntry]:
-        """The registered phones; FarmError naming the file, the key and the problem if it is malformed."""
+        """The registered phones; FarmInputError naming the file, the key and the problem if it is malformed."""
         if not self.path.exists():
             return {}
         try:
             data = tomllib.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise FarmError(f"{self.path}: not valid TOML ({e})") from None
+            raise FarmInputError(f"{self.path}: not valid TOML ({e})") from None
         except RecursionError:
-            raise FarmError(f"{self.path}: not valid TOML (nested too deeply)") from None
+            raise FarmInputError(f"{self.path}: not valid TOML (nested too deeply)") from None
         unknown = sorted(set(data) - {"devices"})
         if unknown:
-            raise FarmError(f"{self.path}: unknown key {shorten(unknown[0], 40)} (the registry holds only "
+            raise FarmInputError(f"{self.path}: unknown key {shorten(unknown[0], 40)} (the registry holds only "
                             f"[devices.ALIAS] tables)")
         devices = data.get("devices", {})
         if not isinstance(devices, dict):
-            raise FarmError(f"{self.path}: devices must be a table of [devices.ALIAS] entries, got "
+            raise FarmInputError(f"{self.path}: devices must be a table of [devices.ALIAS] entries, got "
                             f"{_kind(devices)}")
         return {alias: self._entry(alias, fields) for alias, fields in devices.items()}
 
     def _entry(self, alias: str, fields: object) -> DeviceEntry:
         where = f"{self.path}: [devices.{shorten(alias, 40) if len(alias) > 40 else alias}]"
         if not isinstance(fields, dict):
-            raise FarmError(f"{where} must be a table with serial = \"...\", got {_kind(fields)}")
+            raise FarmInputError(f"{where} must be a table with serial = \"...\", got {_kind(fields)}")
         unknown = sorted(set(fields) - set(_KEYS))
         if unknown:
-            raise FarmError(f"{where} has unknown keys {', '.join(shorten(k, 40) for k in unknown[:5])} "
+            raise FarmInputError(f"{where} has unknown keys {', '.join(shorten(k, 40) for k in unknown[:5])} "
                             f"(known: {', '.join(_KEYS)})")
         serial, threads, cores, adb = (fields.get(k) for k in _KEYS)
         if not isinstance(serial, str):
-            raise FarmError(f"{where} needs serial = \"...\" (a string), got {_kind(serial)}")
+            raise FarmInputError(f"{where} needs serial = \"...\" (a string), got {_kind(serial)}")
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise FarmError(f"{where} threads must be a positive integer, got {shorten(threads)}")
+            raise FarmInputError(f"{where} threads must be a positive integer, got {shorten(threads)}")
         if cores is not None and (not isinstance(cores, str) or not _MASK.fullmatch(cores)):
-            raise FarmError(f"{where} cores must be a hex mask string such as \"70\", got {shorten(cores)}")
+            raise FarmInputError(f"{where} cores must be a hex mask string such as \"70\", got {shorten(cores)}")
         if adb is not None:
             if not isinstance(adb, str):
-                raise FarmError(f"{where} adb must be a string \"HOST:PORT\", got {_kind(adb)}")
-            try:
-                check_adb_address(adb)
-            except FarmError as e:
-                raise FarmError(f"{where} adb: {e}") from None
+                raise FarmInputError(f"{where} adb must be a string \"HOST:PORT\", got {_kind(adb)}")
+            check_adb_address(adb, f"{where} adb")
         try:
             return DeviceEntry(check_alias(alias), check_serial(serial), threads, cores, adb)
-        except FarmError as e:
-            raise FarmError(f"{where}: {e}") from None
+        except FarmInputError as e:
+            raise FarmInputError(f"{where}: {e}") from None
 
     def save(self, entries: dict[str, DeviceEntry]) -> None:
         writable_dir(self.path.parent)
@@ -137,7 +136,7 @@ class Registry:
                 tmp.write_text("# elasticvit-deploy device registry (edit freely)\n" + tomli_w.dumps(doc),
                                encoding="utf-8")
         except OSError as e:
-            raise FarmError(f"{self.path}: cannot write ({e.strerror or e.__class__.__name__})") from None
+            raise FarmInputError(f"{self.path}: cannot write ({e.strerror or e.__class__.__name__})") from None
 
     def add(self, entry: DeviceEntry) -> None:
         entries = self.load()
@@ -162,5 +161,5 @@ class Registry:
         check_serial(name)
         here = None if server is None else server_name(server)
         return next((e for _, e in sorted(entries.items())
-                     if e.serial == name and (here is None or server_name(entry_server(e, server)) == here)),
+                     if e.serial == name and (server is None or server_name(entry_server(e, server)) == here)),
                     DeviceEntry(alias=None, serial=name))

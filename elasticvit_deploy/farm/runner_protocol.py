@@ -9,10 +9,10 @@ family of the tool.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..errors import one_line, shorten
+from ..errors import BadInput, OperationFailed, one_line, shorten
 from .adb import device_path
 from .benchmark_output import BenchmarkRun, parse_benchmark_output
 from .benchmark_tool import DELEGATES
@@ -25,6 +25,8 @@ RUNNER_VERSION = 2
 MAX_SECS = 3600  # benchmark_model's --max_secs per loop: its 150 s default silently cuts slow models short
 COOL_STATES = ("cooled", "timeout", "unknown", "off")
 SENSORS = ("zone", "battery", "none")
+DEFAULT_ROUNDS = 3   # benchmark_model runs per measurement; each run's mean is one sample of the statistics
+DEFAULT_THREADS = 1  # CPU threads on a device whose devices.toml entry names none
 
 _HEX_MASK = re.compile(r"[0-9a-fA-F]{1,16}")
 _TOOL_FLAG = re.compile(r"--[a-z][a-z0-9_]*(=[A-Za-z0-9._/:,+-]*)?")
@@ -33,7 +35,7 @@ _FREQ = re.compile(r"(\d+):(\d+)")
 _WORDS = {"state": COOL_STATES, "sensor": SENSORS}
 
 
-class RunnerOutputError(ValueError):
+class RunnerOutputError(OperationFailed):
     """The runner's output could not be understood (garbled, truncated, or an error the runner reported)."""
 
     def __init__(self, message: str, code: str = "garbled"):
@@ -41,29 +43,49 @@ class RunnerOutputError(ValueError):
         self.code = code
 
 
+class SettingsError(BadInput):
+    """A measurement setting out of range: a count below its minimum, a core mask that is not hex, a delegate we
+    do not know."""
+
+
 @dataclass(frozen=True)
 class RunnerSettings:
+    """How each round runs benchmark_model. The one place the measurement defaults live: commands take their
+    option defaults from here and construct settings with only the fields they override."""
+
     warmup: int = 10
     runs: int = 50
-    threads: int = 1
+    threads: int | None = None     # None: the device's default (devices.toml `threads`, else DEFAULT_THREADS)
     cores: str | None = None       # hex mask, e.g. "70"; "auto" = the phone's big cluster (set at prepare)
     delegate: str = "xnnpack"
     cool_below_mc: int | None = 42000
     cool_timeout_s: int = 60
 
     def validate(self) -> None:
+        """SettingsError naming the first setting out of range."""
         for name in ("warmup", "runs", "threads", "cool_timeout_s"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (1 if name in ("runs", "threads") else 0):
-                raise ValueError(f"{name} must be an integer >= {1 if name in ('runs', 'threads') else 0}, "
-                                 f"got {shorten(value)}")
+            if name == "threads" and value is None:
+                continue
+            least = 1 if name in ("runs", "threads") else 0
+            if not isinstance(value, int) or value < least:
+                raise SettingsError(f"{name} must be an integer >= {least}, got {shorten(value)}")
         if self.cores is not None and self.cores != "auto" and not _HEX_MASK.fullmatch(self.cores):
-            raise ValueError(f"core mask must be hex digits (e.g. f0), got {shorten(self.cores)}")
+            raise SettingsError(f"core mask must be hex digits (e.g. f0), got {shorten(self.cores)}")
         if self.delegate not in DELEGATES:
-            raise ValueError(f"delegate must be one of {', '.join(DELEGATES)}, got {shorten(self.delegate)}")
+            raise SettingsError(f"delegate must be one of {', '.join(DELEGATES)}, got {shorten(self.delegate)}")
+
+    def with_device_threads(self, device_threads: int | None) -> RunnerSettings:
+        """These settings with `threads` settled for a device: as given, else the device's own default
+        (`device_threads`, from devices.toml), else DEFAULT_THREADS."""
+        if self.threads is not None:
+            return self
+        return replace(self, threads=device_threads or DEFAULT_THREADS)
 
     def flags(self) -> dict[str, Any]:
-        """What determines the numbers (part of the results-store key)."""
+        """What determines the numbers (part of the results-store key); `threads` must be settled first."""
+        if self.threads is None:
+            raise ValueError("settle threads for the device (RunnerSettings.with_device_threads) first")
         return {"warmup": self.warmup, "runs": self.runs, "threads": self.threads, "cores": self.cores,
                 "delegate": self.delegate}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import binom
@@ -19,13 +19,8 @@ class LatencySummary:
     cv: float               # std / mean
     min_ms: float
     max_ms: float
-    median_ci95_ms: tuple[float, float]
-    median_ci95_rel: float  # half-width of the CI over the median
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["median_ci95_ms"] = list(self.median_ci95_ms)
-        return d
+    ci95_ms: tuple[float, float]  # 95% CI of the median (`median_ci`)
+    ci95_rel: float               # half-width of the CI over the median
 
 
 def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
@@ -41,19 +36,20 @@ def median_ci(samples: Sequence[float], confidence: float = 0.95) -> tuple[float
 
 
 def summarize(samples: Sequence[float]) -> LatencySummary:
+    """The statistics of latency samples (ms); ValueError for none."""
     if not len(samples):
         raise ValueError("no latency samples to summarize")
     x = np.asarray(samples, dtype=np.float64)
     median = float(np.median(x))
-    lo, hi = median_ci(x)
+    lo, hi = median_ci(samples)
     mean = float(x.mean())
     std = float(x.std(ddof=1)) if len(x) > 1 else 0.0
     return LatencySummary(runs=len(x), median_ms=median, p90_ms=float(np.percentile(x, 90)), mean_ms=mean,
                           std_ms=std, cv=std / mean if mean > 0 else 0.0, min_ms=float(x.min()),
-                          max_ms=float(x.max()), median_ci95_ms=(lo, hi),
-                          median_ci95_rel=(hi - lo) / 2 / median if median > 0 else float("inf"))
+                          max_ms=float(x.max()), ci95_ms=(lo, hi),
+                          ci95_rel=(hi - lo) / 2 / median if median > 0 else float("inf"))
 
 
 def is_stable(samples: Sequence[float], eps_percent: float) -> bool:
     """True when the 95% CI of the median lies within +-eps_percent of the median."""
-    return len(samples) >= 5 and summarize(samples).median_ci95_rel * 100 <= eps_percent
+    return len(samples) >= 5 and summarize(samples).ci95_rel * 100 <= eps_percent

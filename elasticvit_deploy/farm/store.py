@@ -28,10 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError, shorten
+from supernet.documents import header
+
+from ..errors import BadInput, OperationFailed, shorten
 from ..paths import user_data_dir, writable_dir
+from .summary import current_spelling
 
 SCHEMA_VERSION = 1
+EXPORT_KIND = "results-export"
+EXPORT_VERSION = 1
 BUSY_TIMEOUT_S = 120.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -71,29 +76,25 @@ CREATE TABLE IF NOT EXISTS samples (
 _MAGIC = b"SQLite format 3\x00"
 
 
-class StoreError(UserError):
+class StoreError(BadInput):
     """The results store is unusable (corrupt, of another schema, not writable): one line naming the file and
-    what to do about it, exit status 2."""
+    what to do about it."""
 
 
-class MeasurementConflict(StoreError):
+class MeasurementConflict(OperationFailed):
     """Another writer touched the measurement meanwhile (it is complete, or holds rounds this summary does not
-    cover); nothing was written. Not bad input: exit status 1."""
-
-    exit_code = 1
+    cover); nothing was written."""
 
 
-class StoreFullError(StoreError):
-    """The disk filled up while writing the store; the write was rolled back. Not bad input: exit status 1."""
-
-    exit_code = 1
+class StoreFullError(OperationFailed):
+    """The disk filled up while writing the store; the write was rolled back."""
 
 
 def default_store_path() -> Path:
     return user_data_dir(create=True) / "results.sqlite"
 
 
-def _sqlite_error(path: Path, e: sqlite3.Error) -> StoreError:
+def _sqlite_error(path: Path, e: sqlite3.Error) -> StoreError | StoreFullError:
     code = (getattr(e, "sqlite_errorcode", None) or 0) & 0xFF
     if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
         return StoreError(f"{path}: the results store is corrupt ({e}); move it aside (mv {path} {path}.bad) and "
@@ -145,14 +146,17 @@ def _check_schema(path: Path) -> None:
         db.close()
 
 
-def measurement_key(model_sha256: str, device_fingerprint: str, runtime_version: str,
-                    flags: dict[str, Any]) -> str:
-    blob = json.dumps([model_sha256, device_fingerprint, runtime_version, flags], sort_keys=True)
+def measurement_key(model_sha256: str, device_fingerprint: str, runtime: str, flags: dict[str, Any]) -> str:
+    """What identifies a measurement's numbers: the model, the device, the runtime and the flags."""
+    blob = json.dumps([model_sha256, device_fingerprint, runtime, flags], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class StoredMeasurement:
+    """One measurement as stored: its key, what was measured where, its rounds' means (`samples`, ms) and records
+    (`rounds`), and its summary once complete."""
+
     id: int
     key: str
     model_sha256: str
@@ -160,7 +164,7 @@ class StoredMeasurement:
     device_fingerprint: str
     device_serial: str
     device_alias: str | None
-    runtime_version: str
+    runtime: str
     flags: dict[str, Any]
     device: dict[str, Any]
     complete: bool
@@ -169,7 +173,17 @@ class StoredMeasurement:
     rounds: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        """The exported record, in the toolkit's one spelling: `rounds_ms` for the rounds' means, `round_info`
+        for their records, the summary's figures as `summary.MeasurementSummary` names them."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in self.__dataclass_fields__
+                               if k not in ("summary", "samples", "rounds")}
+        return dict(out, summary=current_spelling(self.summary) if self.summary is not None else None,
+                    rounds_ms=self.samples, round_info=self.rounds)
+
+
+def export_document(measurements: Sequence[StoredMeasurement]) -> dict[str, Any]:
+    """`results export` as JSON: a results-export document of every measurement given."""
+    return {**header(EXPORT_KIND, EXPORT_VERSION), "measurements": [m.to_dict() for m in measurements]}
 
 
 class _OpenConnections:
@@ -277,7 +291,7 @@ class ResultsStore:
         return self.get(row[0]) if row else None
 
     def start(self, key: str, *, model_sha256: str, model_name: str, device: dict[str, Any],
-              runtime_version: str, flags: dict[str, Any]) -> int:
+              runtime: str, flags: dict[str, Any]) -> int:
         """Open a measurement (or return the unfinished one with the same key, to resume it), atomically: two
         callers with one key get one measurement."""
         with self._connect(write=True) as db:
@@ -289,9 +303,10 @@ class ResultsStore:
                 "INSERT INTO measurements (key, model_sha256, model_name, device_fingerprint, device_serial, "
                 "device_alias, runtime_version, flags, device, started_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, model_sha256, model_name, device["fingerprint"], device["serial"], device.get("alias"),
-                 runtime_version, json.dumps(flags, sort_keys=True), json.dumps(device, sort_keys=True),
+                 runtime, json.dumps(flags, sort_keys=True), json.dumps(device, sort_keys=True),
                  time.time()))
-            return int(cur.lastrowid)
+            assert cur.lastrowid is not None  # set by every INSERT
+            return cur.lastrowid
 
     def add_round(self, measurement_id: int, samples_ms: Sequence[float], info: dict[str, Any]) -> int:
         """Commit one round of raw samples (with its temperatures, init time, ...); returns its round number, the

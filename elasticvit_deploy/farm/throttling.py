@@ -5,8 +5,9 @@ What each record can and cannot tell:
 - `scaling_cur_freq` read after a round is an idle sample: benchmark_model has exited, and the governor lowers an
   idle core's frequency (schedutil asks for 1.25 * max_freq * util / max, and the utilization decays while the
   core idles), throttled or not. A low reading there is no evidence of throttling, and neither is one before the
-  round (the core idles through the cool-down). So a low frequency is reported (`freq_drop`) only when the same round shows a corroborating
-  sign: its own timing slowed, or the sensor reached the zone's passive trip point (where the kernel throttles).
+  round (the core idles through the cool-down). So a low frequency is reported (`freq_drop`) only when the same
+  round shows a corroborating sign: its own timing slowed, or the sensor reached the zone's passive trip point
+  (where the kernel throttles).
 - A round whose mean latency is more than SLOWDOWN_PCT above the fastest earlier round (`slowdown`) ran slower
   than the phone has shown it can; thermal throttling is the usual cause, background load another.
 - `hot`: a reading above HOT_C; `at_trip_point`: a reading at or above the sensor's lowest passive trip point.
@@ -38,8 +39,8 @@ def _low_freq(round_info: dict[str, Any], max_khz: list[int], cores: list[int]) 
 
 def _slowed(rounds: list[dict[str, Any]], index: int) -> bool:
     """Round `index` is more than SLOWDOWN_PCT slower than the fastest round before it."""
-    earlier = [r.get("avg_us") for r in rounds[:index]]
-    earlier = [t for t in earlier if isinstance(t, (int, float)) and t > 0]
+    earlier: list[float] = [t for t in (r.get("avg_us") for r in rounds[:index])
+                            if isinstance(t, (int, float)) and t > 0]
     now = rounds[index].get("avg_us")
     return bool(earlier) and isinstance(now, (int, float)) and now > min(earlier) * (1 + SLOWDOWN_PCT / 100)
 
@@ -48,12 +49,13 @@ def _cool_state(round_info: dict[str, Any]) -> str | None:
     cool = round_info.get("cool") or {}
     if "state" in cool:
         return str(cool["state"])
-    return {0: "timeout", 1: "cooled"}.get(cool.get("reached"))  # records of the first runner version
+    reached = cool.get("reached")  # records of the first runner version
+    return {0: "timeout", 1: "cooled"}.get(reached) if isinstance(reached, int) else None
 
 
 def judge_throttling(rounds: list[dict[str, Any]], runtime: dict[str, Any]) -> dict[str, bool]:
     """The throttling flags of a measurement (see the module docstring) from its rounds' records (RoundResult.info:
-    `avg_us`, `cool`, `before`/`after` with `temp_mc` and `freqs_khz` by core number) and the target's runtime
+    `avg_us`, `cool`, `before`/`after` with `temp_mc` and `freqs_khz` by core number) and the device's runtime
     info: `max_khz` by core number, `pinned_cores` (default: every core), `throttle_c` (the sensor's lowest passive
     trip point in C, when known)."""
     max_khz = list(runtime.get("max_khz") or [])

@@ -71,6 +71,8 @@ def block_module(block: Block) -> tuple[nn.Module, tuple[int, ...]]:
         torch.manual_seed(INIT_SEED)
         b = block
         n = b.hw * b.hw
+        module: nn.Module
+        shape: tuple[int, ...]
         if b.family == "firstconv":
             module, shape = FirstConv(b.cin, b.cout, b.stride), (1, b.cin, b.hw, b.hw)
         elif b.family == "conv":

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from supernet.arch import Arch
+from supernet.geometry import feature_sides
 from supernet.space import SearchSpace
 
 Convention = Literal["nnmeter", "graph"]
@@ -53,7 +54,7 @@ class Block:
         return asdict(self)
 
     @property
-    def lut_key(self) -> str:
+    def table_key(self) -> str:
         """The block's key in an nn-Meter hybrid table (meaningful for blocks of the ``nnmeter`` convention)."""
         f = self.family
         if f == "firstconv":
@@ -115,12 +116,7 @@ def head_block(space: SearchSpace, side: int, width: int, convention: Convention
 
 def stage_input_sides(space: SearchSpace, res: int, convention: Convention) -> list[int]:
     """The input side of every stage (the first conv's output side for the first stage), then the last output."""
-    side = _down(res, space.first_conv_stride, convention)
-    sides = [side]
-    for sp in space.stages:
-        side = _down(side, sp.stride, convention)
-        sides.append(side)
-    return sides
+    return feature_sides(space, res, convention)
 
 
 def decompose(arch: Arch, space: SearchSpace, convention: Convention = "nnmeter") -> list[tuple[str, Block]]:
@@ -133,7 +129,7 @@ def decompose(arch: Arch, space: SearchSpace, convention: Convention = "nnmeter"
                                              convention)]
     sides = stage_input_sides(space, res, convention)
     cin = arch.first_conv
-    for i, (sp, cfg) in enumerate(zip(space.stages, arch.stages)):
+    for i, (sp, cfg) in enumerate(zip(space.stages, arch.stages, strict=True)):
         a, b = cfg.micro
         if sp.is_transformer:
             blocks = transformer_stage_blocks(space, i, sides[i], cin, cfg.width, cfg.depth, a, b, convention)

@@ -8,16 +8,17 @@ Each family's regressor predicts ``log(ms / prior)`` from the block's shape feat
 Candidates per family (random forest as nn-Meter uses, gradient boosting, and the prior alone) are compared by
 k-fold cross-validated error and the best is kept; the choice and its error are recorded.
 
-Persistence is portable and versioned: ``predictor.json`` (format, version, convention, features, choices,
-calibration, base, tool versions), ``training.jsonl`` (the blocks it was fitted on) and ``regressors.skops``
-(skops, not pickle). Loading trusts skops' defaults plus exactly `TRUSTED_TYPES`, the types these files hold beyond
-them; a file needing any other type (e.g. a tampered one calling ``builtins.eval``) is refused before anything in it
-is built. A file of another format version, or one that this scikit-learn cannot read, gives a PredictorFileError
-that says so.
+Persistence is portable and versioned: ``predictor.json`` (an ``elasticvit-deploy.latency-predictor`` document:
+header, convention, features, choices, calibration, base, tool versions), ``training.jsonl`` (the blocks it was
+fitted on) and ``regressors.skops`` (skops, not pickle). Loading trusts skops' defaults plus exactly
+`TRUSTED_TYPES`, the types these files hold beyond them; a file needing any other type (e.g. a tampered one calling
+``builtins.eval``) is refused before anything in it is built. A file of another kind or format version, or one that
+this scikit-learn cannot read, gives a PredictorFileError that says so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 from collections.abc import Sequence
@@ -32,12 +33,17 @@ from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.model_selection import KFold
 
 from supernet.atomic import atomic_output, write_json_atomic
+from supernet.documents import DocumentError, check_header, header
 
+from ..errors import BadInput
 from .blocks import FAMILIES, Block, Convention
+from .errors import PredictorError
 from .features import feature_matrix, feature_names
 
-FORMAT = "elasticvit-deploy.latency-predictor"
+DOCUMENT_KIND = "latency-predictor"  # predictor.json's format: elasticvit-deploy.latency-predictor
 FORMAT_VERSION = 1
+SUMMARY_KIND = "predictor-summary"  # what `predictor fit/build --json` print
+SUMMARY_VERSION = 1
 #: The types `skops.io.get_untrusted_types` reports for the regressors this module saves (every kind in CANDIDATES;
 #: tests/test_hostile_loads.py recomputes them). Nothing else in a regressors.skops file is trusted.
 TRUSTED_TYPES: frozenset[str] = frozenset({
@@ -47,8 +53,12 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
 MIN_SAMPLES_FOR_TREES = 6
 
 
-class PredictorFileError(ValueError):
+class PredictorFileError(PredictorError):
     """A predictor directory that is missing, corrupt, or written by an incompatible version."""
+
+
+class FitError(BadInput):
+    """Measured blocks a predictor cannot be fitted on (none, not positive, or outside the base predictor)."""
 
 
 class PriorOnly(RegressorMixin, BaseEstimator):
@@ -160,20 +170,21 @@ class LearnedPredictor:
         self.offset_ms = offset_ms
         self.info = info or {}
         self.training: list[Block] = []  # the blocks it was fitted on (saved beside it, for held-out evaluation)
+        self._regressor_bytes: bytes | None = None  # the regressors as saved (or as they will be)
 
     @classmethod
-    def fit(cls, name: str, convention: Convention, blocks: Sequence[Block], ms: Sequence[float], *,
+    def fit(cls, name: str, convention: Convention, blocks: Sequence[Block], ms: Sequence[float] | np.ndarray, *,
             base: Any | None = None, folds: int = 5, info: dict[str, Any] | None = None) -> LearnedPredictor:
         """Fit one regressor per family present in `blocks` (latencies `ms`); `base` enables transfer."""
         y = np.asarray(ms, dtype=np.float64)
         if len(blocks) != len(y) or not len(y):
-            raise ValueError("fit needs as many latencies as blocks, and at least one")
+            raise FitError("fit needs as many latencies as blocks, and at least one")
         if not (np.isfinite(y).all() and (y > 0).all()):
-            raise ValueError("measured latencies must be positive and finite")
+            raise FitError("measured latencies must be positive and finite")
         base_all = None if base is None else base.predict_blocks(blocks)
-        if base_all is not None and np.isnan(base_all).any():
-            raise ValueError(f"the base predictor {base.name} has no latency for {int(np.isnan(base_all).sum())} "
-                             "of the measured blocks")
+        if base is not None and base_all is not None and np.isnan(base_all).any():
+            raise FitError(f"the base predictor {base.name} has no latency for {int(np.isnan(base_all).sum())} "
+                           "of the measured blocks")
         families = {}
         for family in FAMILIES:
             idx = [i for i, b in enumerate(blocks) if b.family == family]
@@ -209,16 +220,36 @@ class LearnedPredictor:
                              for f, m in self.families.items()},
                 **self.info}
 
+    def content_id(self) -> str:
+        """sha256 of what its predictions depend on, wherever its files lie: the fitted regressors (as saved), each
+        family's regressor choice and linear prior, the convention, the calibration and the base's content id."""
+        determining = {"convention": self.convention, "scale": self.scale, "offset_ms": self.offset_ms,
+                       "families": {f: [m.choice, m.linear_prior] for f, m in sorted(self.families.items())},
+                       "base": None if self.base is None else self.base.content_id()}
+        digest = hashlib.sha256(self._regressors_saved())
+        digest.update(json.dumps(determining, sort_keys=True).encode())
+        return digest.hexdigest()
+
+    def _regressors_saved(self) -> bytes:
+        """The regressors serialised with skops: read from the file when loaded, else dumped once."""
+        if self._regressor_bytes is None:
+            import skops.io as sio
+
+            self._regressor_bytes = sio.dumps({f: m.regressor for f, m in self.families.items()})
+        return self._regressor_bytes
+
+    def summary(self, directory: str | Path) -> dict[str, Any]:
+        """The description of this predictor saved in `directory`, as a document of its own."""
+        return {**header(SUMMARY_KIND, SUMMARY_VERSION), **self.describe(), "path": str(directory)}
+
     # ---- persistence ----------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write ``predictor.json`` + ``regressors.skops`` into `directory` (atomically, each file)."""
-        import skops.io as sio
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_output(directory / "regressors.skops") as tmp:
-            sio.dump({f: m.regressor for f, m in self.families.items()}, tmp)
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, **self.describe(),
+            tmp.write_bytes(self._regressors_saved())
+        meta = {**header(DOCUMENT_KIND, FORMAT_VERSION), **self.describe(),
                 "linear_prior": {f: m.linear_prior for f, m in self.families.items()},
                 "features": {f: list(feature_names(f)) for f in self.families},
                 "tools": {p: importlib.metadata.version(p) for p in ("scikit-learn", "skops", "numpy")}}
@@ -238,20 +269,20 @@ class LearnedPredictor:
             meta = json.loads((directory / "predictor.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise PredictorFileError(f"{directory}: no readable predictor.json ({e.__class__.__name__})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise PredictorFileError(f"{directory}: not an elasticvit-deploy latency predictor")
-        if meta.get("version") != FORMAT_VERSION:
-            raise PredictorFileError(f"{directory}: predictor format version {meta.get('version')} is not supported "
-                                     f"by this elasticvit-deploy (reads version {FORMAT_VERSION}); rebuild it")
+        try:
+            check_header(meta, DOCUMENT_KIND, FORMAT_VERSION, str(directory / "predictor.json"))
+        except DocumentError as e:  # the header's own message, with what to do about it
+            raise PredictorFileError(f"{e}; rebuild the predictor") from None
         saved = meta.get("tools", {}).get("scikit-learn", "?")
         try:
             path = directory / "regressors.skops"
-            refused = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
+            data = path.read_bytes()
+            refused = [t for t in sio.get_untrusted_types(data=data) if t not in TRUSTED_TYPES]
             if refused:
                 more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
                 raise PredictorFileError(f"{path}: refuses to load type {_quote(refused[0])}{more}, which "
                                          "elasticvit-deploy never writes (a tampered file?); rebuild the predictor")
-            regressors = sio.load(path, trusted=sorted(TRUSTED_TYPES))
+            regressors = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
         except PredictorFileError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure to read is reported as one incompatibility line
@@ -273,5 +304,7 @@ class LearnedPredictor:
             base = resolve_base(meta["base"])
         info = {k: meta[k] for k in ("device", "space", "created", "source") if k in meta}
         cal = meta.get("calibration", {})
-        return cls(meta["name"], meta["convention"], families, base, float(cal.get("scale", 1.0)),
-                   float(cal.get("offset_ms", 0.0)), info)
+        predictor = cls(meta["name"], meta["convention"], families, base, float(cal.get("scale", 1.0)),
+                        float(cal.get("offset_ms", 0.0)), info)
+        predictor._regressor_bytes = data
+        return predictor

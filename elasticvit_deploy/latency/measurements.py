@@ -12,45 +12,58 @@ import json
 import math
 from dataclasses import fields
 from pathlib import Path
+from typing import NamedTuple
 
-from ..errors import shorten
+from ..errors import BadInput, shorten
 from ..jsontext import JSONTextError, load_json_text
 from .blocks import CONVENTIONS, NNMETER_NUM_CLASSES, Block, Convention
-from .tables import TableError, read_table
+from .tables import read_table
 
 _BLOCK_FIELDS = {f.name for f in fields(Block)}
 
 
-class MeasurementsError(ValueError):
+class MeasurementsError(BadInput):
     """A measurements file that cannot be read (the message names the file and line)."""
 
 
-def parse_lut_key(key: str) -> Block:
+def _ints(fields: list[str], count: int) -> list[int] | None:
+    """`fields` as `count` positive integers, or None if they are not exactly that."""
+    if len(fields) != count or not all(f.isascii() and f.isdigit() and int(f) > 0 for f in fields):
+        return None
+    return [int(f) for f in fields]
+
+
+def _table_block(p: list[str]) -> Block | None:
+    family = p[0]
+    if family == "firstconv" and (v := _ints(p[1:6], 5)):
+        hw, cin, cout, s, k = v
+        return Block("firstconv", hw, hw // s, cin, cout, s, kernel=k)
+    if family == "conv" and p[6:8] == ["hard", "swish"] and p[9:10] in (["se"], ["nose"]) \
+            and (v := _ints(p[1:6] + p[8:9], 6)):
+        hw, cin, cout, e, s, k = v
+        return Block("conv", hw, hw // s, cin, cout, s, e, k, p[9] == "se")
+    if family == "transds" and (v := _ints(p[1:6], 5)):
+        hw, cin, cout, s, e = v
+        return Block("transds", hw, hw // s, cin, cout, s, e, 3, True)
+    if family == "transattn" and p[3:5] == ["hard", "swish"] and (v := _ints(p[1:3] + p[5:6], 3)):
+        hw, c, vs = v
+        return Block("transattn", hw, hw, c, c, v_scale=vs)
+    if family == "transffn" and (v := _ints(p[1:4], 3)):
+        hw, c, mlp = v
+        return Block("transffn", hw, hw, c, c, mlp_ratio=mlp)
+    if family == "mbpool" and (v := _ints(p[1:5], 4)):
+        hw, c, head, e = v
+        return Block("mbpool", hw, 1, c, NNMETER_NUM_CLASSES, expansion=e, head_width=head,
+                     classes=NNMETER_NUM_CLASSES)
+    return None
+
+
+def parse_table_key(key: str) -> Block:
     """The Block behind an nn-Meter hybrid-table key (nnmeter convention: floor sides)."""
-    p = key.split("_")
-    try:
-        if p[0] == "firstconv":
-            hw, cin, cout, s, k = map(int, p[1:6])
-            return Block("firstconv", hw, hw // s, cin, cout, s, kernel=k)
-        if p[0] == "conv" and p[6:8] == ["hard", "swish"]:
-            hw, cin, cout, e, s = map(int, p[1:6])
-            return Block("conv", hw, hw // s, cin, cout, s, e, int(p[8]), {"se": True, "nose": False}[p[9]])
-        if p[0] == "transds":
-            hw, cin, cout, s, e = map(int, p[1:6])
-            return Block("transds", hw, hw // s, cin, cout, s, e, 3, True)
-        if p[0] == "transattn" and p[3:5] == ["hard", "swish"]:
-            hw, c, v = int(p[1]), int(p[2]), int(p[5])
-            return Block("transattn", hw, hw, c, c, v_scale=v)
-        if p[0] == "transffn":
-            hw, c, mlp = map(int, p[1:4])
-            return Block("transffn", hw, hw, c, c, mlp_ratio=mlp)
-        if p[0] == "mbpool":
-            hw, c, head, e = map(int, p[1:5])
-            return Block("mbpool", hw, 1, c, NNMETER_NUM_CLASSES, expansion=e, head_width=head,
-                         classes=NNMETER_NUM_CLASSES)
-    except (ValueError, IndexError, KeyError):
-        pass
-    raise MeasurementsError(f"not an nn-Meter block key: {shorten(key)}")
+    block = _table_block(key.split("_"))
+    if block is None:
+        raise MeasurementsError(f"not an nn-Meter block key: {shorten(key)}")
+    return block
 
 
 def _line(obj: object, where: str, convention: Convention | None) -> tuple[Block, float, Convention]:
@@ -60,20 +73,28 @@ def _line(obj: object, where: str, convention: Convention | None) -> tuple[Block
     if not isinstance(ms, (int, float)) or isinstance(ms, bool) or not math.isfinite(ms) or ms <= 0:
         raise MeasurementsError(f"{where}: 'ms' must be a positive number, got {shorten(ms)}")
     if "key" in obj:
-        return parse_lut_key(str(obj["key"])), float(ms), "nnmeter"
-    spec = obj.get("block")
+        return parse_table_key(str(obj["key"])), float(ms), "nnmeter"
+    given = obj.get("block")
     conv = obj.get("convention", convention or "graph")
     if conv not in CONVENTIONS:
         raise MeasurementsError(f"{where}: unknown convention {shorten(conv)}")
-    if not isinstance(spec, dict) or set(spec) - _BLOCK_FIELDS or "family" not in spec:
+    if not isinstance(given, dict) or set(given) - _BLOCK_FIELDS or "family" not in given:
         raise MeasurementsError(f"{where}: 'block' must be an object of Block fields")
     try:
-        return Block(**spec), float(ms), conv
+        return Block(**given), float(ms), conv
     except TypeError as e:
         raise MeasurementsError(f"{where}: bad block ({e})") from None
 
 
-def read_measurements(path: str | Path) -> tuple[list[Block], list[float], Convention]:
+class MeasuredBlocks(NamedTuple):
+    """Measured blocks, their latencies (ms) and the one block convention they follow."""
+
+    blocks: list[Block]
+    ms: list[float]
+    convention: Convention
+
+
+def read_measurements(path: str | Path) -> MeasuredBlocks:
     """Blocks, their ms and their (single) convention from a table or a JSON-lines file."""
     path = Path(path)
     if not path.is_file():
@@ -87,12 +108,8 @@ def read_measurements(path: str | Path) -> tuple[list[Block], list[float], Conve
     except JSONTextError:
         whole = None
     if isinstance(whole, dict) and "ms" not in whole:  # a table, not one measurement line
-        try:
-            table = read_table(path)
-        except TableError as e:
-            raise MeasurementsError(str(e)) from None
-        blocks = [parse_lut_key(k) for k in table]
-        return blocks, list(table.values()), "nnmeter"
+        table = read_table(path)
+        return MeasuredBlocks([parse_table_key(k) for k in table], list(table.values()), "nnmeter")
     blocks, ms, conventions = [], [], set()
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -109,9 +126,10 @@ def read_measurements(path: str | Path) -> tuple[list[Block], list[float], Conve
         raise MeasurementsError(f"{path}: no measurements")
     if len(conventions) > 1:
         raise MeasurementsError(f"{path}: mixes block conventions {sorted(conventions)}")
-    return blocks, ms, conventions.pop()
+    return MeasuredBlocks(blocks, ms, conventions.pop())
 
 
 def measurement_line(block: Block, ms: float, convention: Convention) -> str:
+    """One line of a blocks.jsonl file (a JSON-lines log, one record a line, so it carries no document header)."""
     return json.dumps({"block": block.to_dict(), "ms": float(ms), "convention": convention},
                       separators=(",", ":"))

@@ -23,8 +23,18 @@ from supernet import encoding as enc
 from supernet.arch import Arch
 from supernet.space import SearchSpace
 
-from .blocks import (Block, Convention, cnn_stage_blocks, decompose, first_conv_block, head_block,
-                     stage_input_sides, stem_blocks, transformer_stage_blocks)
+from .blocks import (
+    Block,
+    Convention,
+    cnn_stage_blocks,
+    decompose,
+    first_conv_block,
+    head_block,
+    stage_input_sides,
+    stem_blocks,
+    transformer_stage_blocks,
+)
+from .errors import PredictorError
 
 
 class BlockPredictor(Protocol):
@@ -39,7 +49,7 @@ class BlockPredictor(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-class UncoveredArchError(ValueError):
+class UncoveredArchError(PredictorError):
     """The predictor has no latency for some block of an arch (e.g. a table queried outside its space)."""
 
 
@@ -78,10 +88,10 @@ class ArchLatencyModel:
         parts = decompose(arch, self.space, self.predictor.convention)
         ms = self.predictor.predict_blocks([b for _, b in parts])
         if np.isnan(ms).any():
-            missing = sorted({b.lut_key for (_, b), v in zip(parts, ms) if np.isnan(v)})
+            missing = sorted({b.table_key for (_, b), v in zip(parts, ms, strict=True) if np.isnan(v)})
             raise UncoveredArchError(f"predictor {self.predictor.name} has no latency for {len(missing)} block(s) "
                                      f"of this arch, e.g. {missing[0]}")
-        return [(part, b, float(v)) for (part, b), v in zip(parts, ms)]
+        return [(part, b, float(v)) for (part, b), v in zip(parts, ms, strict=True)]
 
     def predict(self, arch: Arch) -> float:
         return self.scale * sum(ms for _, _, ms in self.breakdown(arch)) + self.offset_ms
@@ -94,7 +104,7 @@ class ArchLatencyModel:
             m = m[None, :]
         total = np.zeros(len(m))
         for f in self.factors:
-            index = tuple(_choice_index(m[:, c], ch, self.space, c) for c, ch in zip(f.columns, f.choices))
+            index = tuple(_choice_index(m[:, c], ch, self.space, c) for c, ch in zip(f.columns, f.choices, strict=True))
             total += f.table[index] * f.count(m)
         if np.isnan(total).any():
             row = int(np.flatnonzero(np.isnan(total))[0])
@@ -155,12 +165,12 @@ class ArchLatencyModel:
 
         # ask the predictor once for every distinct block, then fill the tables
         grids = [list(itertools.product(*choices)) for _, _, choices, _, _ in specs]
-        blocks = [[make(*values) for values in grid] for (_, _, _, make, _), grid in zip(specs, grids)]
+        blocks = [[make(*values) for values in grid] for (_, _, _, make, _), grid in zip(specs, grids, strict=True)]
         unique = list(dict.fromkeys(b for bs in blocks for b in bs))
-        ms = dict(zip(unique, self.predictor.predict_blocks(unique)))
+        ms = dict(zip(unique, self.predictor.predict_blocks(unique), strict=True))
         return [_Factor(part, cols, choices, np.array([ms[b] for b in bs]).reshape([len(c) for c in choices]),
                         count)
-                for (part, cols, choices, _, count), bs in zip(specs, blocks)]
+                for (part, cols, choices, _, count), bs in zip(specs, blocks, strict=True)]
 
 
 def universe(space: SearchSpace, convention: Convention) -> list[Block]:

@@ -2,13 +2,14 @@
 and the table predictor (a block's latency is its measured table entry).
 
 The four tables (Pixel1, Pixel4, Pixel6, Xiaomi11; MIT, from microsoft/nn-Meter) are never shipped with this
-project: `predictor import-luts DIR` or `predictor fetch-luts` installs them into ``<user data>/luts/`` after
-checking each file's sha256.
+project: `predictor import-tables DIR` or `predictor fetch-tables` installs them into ``<user data>/luts/`` (the
+directory name of earlier releases, kept so installed tables stay found) after checking each file's sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import urllib.error
 import urllib.request
@@ -24,6 +25,7 @@ from ..errors import shorten
 from ..jsontext import JSONTextError, load_json_text
 from ..paths import user_data_dir, writable_dir
 from .blocks import FAMILIES, Block, Convention
+from .errors import PredictorError
 
 NNMETER_COMMIT = "9c31e190e78d6ac558213c68b41575fe545c0533"
 URL_PATTERN = ("https://raw.githubusercontent.com/microsoft/nn-Meter/" + NNMETER_COMMIT
@@ -37,19 +39,22 @@ TABLE_SHA256 = {
 TABLE_DEVICES = tuple(TABLE_SHA256)
 
 
-class TableError(ValueError):
-    """A table that is missing, corrupt, or not the pinned file."""
+class TableError(PredictorError):
+    """A table that is missing, corrupt, not the pinned file, or that cannot be downloaded or installed."""
 
 
 def table_file_name(device: str) -> str:
+    """nn-Meter's file name of `device`'s table."""
     return f"{device}_lut_ln_v3.json"
 
 
 def tables_dir() -> Path:
+    """Where installed tables live."""
     return user_data_dir() / "luts"
 
 
 def installed_table_path(device: str) -> Path | None:
+    """The installed table file of `device`, or None."""
     path = tables_dir() / table_file_name(device)
     return path if path.is_file() else None
 
@@ -91,7 +96,7 @@ def fetch_tables(devices: Sequence[str] = TABLE_DEVICES, timeout_s: float = 30.0
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise TableError(f"cannot download the {device} table from {url} ({reason}); offline? "
-                             "Copy the files by hand and use 'predictor import-luts DIR'") from None
+                             "Copy the files by hand and use 'predictor import-tables DIR'") from None
         _check_bytes(device, data, url)
         installed[device] = _install(device, data)
     return installed
@@ -144,11 +149,16 @@ class TablePredictor:
             path = installed_table_path(device)
             if path is None:
                 raise TableError(f"no latency table installed for {device}: run 'elasticvit-deploy predictor "
-                                 "import-luts DIR' or 'elasticvit-deploy predictor fetch-luts'")
+                                 "import-tables DIR' or 'elasticvit-deploy predictor fetch-tables'")
         return cls(device, read_table(path), str(path))
 
     def predict_blocks(self, blocks: Sequence[Block]) -> np.ndarray:
-        return np.array([self.entries.get(b.lut_key, np.nan) for b in blocks], dtype=np.float64)
+        return np.array([self.entries.get(b.table_key, np.nan) for b in blocks], dtype=np.float64)
+
+    def content_id(self) -> str:
+        """sha256 of what its predictions depend on: the table's entries (not where the table file lies)."""
+        rows = json.dumps({"convention": self.convention, "entries": self.entries}, sort_keys=True)
+        return hashlib.sha256(rows.encode()).hexdigest()
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "convention": self.convention, "source": self.source,

@@ -1,11 +1,11 @@
-"""What a report reads: measurement results in any of the forms the toolkit writes, normalised per phone.
+"""What a report reads: measurement results in any of the documents the toolkit writes, normalised per phone.
 
-Accepted files (JSON):
-- `elasticvit-deploy measure --json` output: ``{"results": [...], "failures": [...], "skipped": [...]}``;
-- `elasticvit-deploy results export` output: a list of stored measurements (with every round);
-- `elasticvit-deploy search` ``result.json``: its chosen subnets (measured ones with `--verify`, `live` or `hybrid`;
-  their budgets come along) and its Pareto fronts;
-- a report's own ``summary.json`` (so the last report is the next run's baseline).
+Each file is recognised by its document header (``{"format": "elasticvit-deploy.<kind>", "version": N}``):
+- ``measurements``: `elasticvit-deploy measure --json` output (its results are ``measurement`` documents);
+- ``results-export``: `elasticvit-deploy results export` output (stored measurements, with every round);
+- ``search-result``: `elasticvit-deploy search`'s ``result.json``: its chosen subnets (measured ones with
+  `--verify`, `live` or `hybrid`; their budgets come along) and its Pareto fronts;
+- ``report-summary``: a report's own ``summary.json`` (so the last report is the next run's baseline).
 
 The same model file measured on the same device is one entry: a measurement's statistics, with the predicted
 latency and budget of a search result for it.
@@ -13,15 +13,28 @@ latency and budget of a search result for it.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from supernet.documents import check_header, document_kind
+
+from ..errors import BadInput, shorten
 from ..jsontext import JSONTextError, load_json_text
 
+__all__ = ["ModelResult", "ReportInputError", "ReportInputs", "read_results"]
 
-class ReportInputError(ValueError):
-    """A results file that cannot be read or is none of the accepted forms."""
+MEASUREMENTS, MEASUREMENT, EXPORT, SEARCH, SUMMARY = ("measurements", "measurement", "results-export",
+                                                      "search-result", "report-summary")
+VERSIONS = {MEASUREMENTS: 1, MEASUREMENT: 1, EXPORT: 1, SEARCH: 1, SUMMARY: 1}
+
+
+class ReportInputError(BadInput):
+    """What a report was given cannot be used: a results file that cannot be read or is none of the accepted
+    documents, a latency that is not positive, a budget that is not MODEL=MS."""
 
 
 @dataclass
@@ -43,7 +56,8 @@ class ModelResult:
 
     def __post_init__(self) -> None:
         if not self.median_ms > 0:
-            raise ValueError(f"latency of {self.model} must be a positive number, got {self.median_ms}")
+            raise ReportInputError(f"latency of {shorten(self.model)} must be a positive number, got "
+                                   f"{shorten(self.median_ms)}")
 
     @property
     def device_name(self) -> str:
@@ -56,58 +70,163 @@ class ModelResult:
         out["ci95_ms"] = list(self.ci95_ms) if self.ci95_ms else None
         return out
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelResult:
-        ci = d.get("ci95_ms")
-        return cls(str(d["device_id"]), dict(d["device"]), str(d["runtime"]), str(d["model"]), float(d["median_ms"]),
-                   (float(ci[0]), float(ci[1])) if ci else None, _number(d.get("cv")),
-                   [float(x) for x in d.get("rounds_ms") or []], _number(d.get("predicted_ms")),
-                   _number(d.get("budget_ms")), str(d.get("source", "")), str(d.get("statistic", "median")))
-
-
-def _number(v: Any) -> float | None:
-    return None if v is None else float(v)
-
 
 @dataclass
 class ReportInputs:
     results: list[ModelResult] = field(default_factory=list)
-    fronts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # target -> Pareto front
+    fronts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)   # device name -> Pareto front
+
+
+def _kind_of(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+class _Fields:
+    """One JSON object of a results file: its fields checked as they are read, ReportInputError naming the file,
+    the place in it and what is wrong otherwise."""
+
+    def __init__(self, data: Any, source: str, place: str):
+        if not isinstance(data, dict):
+            raise _malformed(source, f"{place} is {_kind_of(data)}, not an object")
+        self.data, self.source, self.place = data, source, place
+
+    def _bad(self, key: str, what: str) -> ReportInputError:
+        return _malformed(self.source, f"{self.place}.{key} {what}")
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def raw(self, key: str) -> Any:
+        if key not in self.data:
+            raise _malformed(self.source, f"{self.place} has no {key}")
+        return self.data[key]
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.raw(key) if default is None else self.data.get(key, default)
+        if not isinstance(value, str):
+            raise self._bad(key, f"is {_kind_of(value)}, not a string")
+        return value
+
+    def number(self, key: str) -> float:
+        return _number(self.raw(key), partial(self._bad, key))
+
+    def optional_number(self, key: str) -> float | None:
+        return self.number(key) if self.has(key) else None
+
+    def record(self, key: str) -> _Fields:
+        return _Fields(self.raw(key), self.source, f"{self.place}.{key}")
+
+    def records(self, key: str, label: str | None = None) -> list[_Fields]:
+        """The objects of the list at `key` (named `label` in messages, default `key`)."""
+        items = self.raw(key)
+        label = label or key
+        if not isinstance(items, list):
+            raise self._bad(label, f"is {_kind_of(items)}, not a list")
+        return [_Fields(item, self.source, f"{self.place}.{label}[{i}]") for i, item in enumerate(items)]
+
+    def numbers(self, key: str) -> list[float]:
+        items = self.data.get(key) or []
+        if not isinstance(items, list):
+            raise self._bad(key, f"is {_kind_of(items)}, not a list")
+        return [_number(x, partial(self._bad, f"{key}[{i}]")) for i, x in enumerate(items)]
+
+    def interval(self, key: str) -> tuple[float, float] | None:
+        """A [lo, hi] pair, or None when absent."""
+        if not self.has(key):
+            return None
+        value = self.numbers(key)
+        if len(value) != 2:
+            raise self._bad(key, f"holds {len(value)} numbers, not [lo, hi]")
+        return value[0], value[1]
+
+
+def _number(value: Any, bad: Callable[[str], ReportInputError]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise bad(f"is {shorten(value)}, not a finite number")
+    return float(value)
+
+
+def _malformed(source: str, what: str) -> ReportInputError:
+    return ReportInputError(f"{source}: malformed results ({what})")
 
 
 def _device_id(device: dict[str, Any]) -> str:
     return str(device.get("fingerprint") or device.get("serial") or "unknown")
 
 
-def _from_summary(device: dict[str, Any], runtime: str, model: str, s: dict[str, Any], source: str,
-                  rounds: list[float] | None = None) -> ModelResult:
-    ci = s.get("median_ci95_ms")
-    return ModelResult(_device_id(device), dict(device), str(runtime), Path(model).name, float(s["median_ms"]),
-                       (float(ci[0]), float(ci[1])) if ci else None, _number(s.get("cv")),
-                       [float(x) for x in (s.get("round_ms") or rounds or [])], source=source)
+def _measured(device: _Fields, runtime: str, model: str, figures: _Fields, rounds_ms: list[float], source: str
+              ) -> ModelResult:
+    return ModelResult(_device_id(device.data), dict(device.data), runtime, Path(model).name,
+                       figures.number("median_ms"), figures.interval("ci95_ms"), figures.optional_number("cv"),
+                       rounds_ms, source=source)
 
 
-def _measure_output(doc: dict[str, Any], source: str) -> list[ModelResult]:
-    return [_from_summary(r["device"], r["runtime_version"], r["model"], r, source) for r in doc["results"]]
-
-
-def _store_export(rows: list[dict[str, Any]], source: str) -> list[ModelResult]:
-    return [_from_summary(r["device"], r["runtime_version"], r["model_name"], r["summary"], source, r.get("samples"))
-            for r in rows if r.get("complete") and r.get("summary")]
-
-
-def _search_result(doc: dict[str, Any], source: str) -> tuple[list[ModelResult], dict[str, list]]:
+def _measurements(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
     out = []
-    for c in doc["choices"]:
-        if c.get("arch") is None or c.get("measured_ms") is None:
+    for r in doc.records("results"):
+        check_header(r.data, MEASUREMENT, VERSIONS[MEASUREMENT], f"{doc.source}: {r.place}")
+        out.append(_measured(r.record("device"), r.text("runtime"), r.text("model"), r, r.numbers("rounds_ms"),
+                             doc.source))
+    return out, {}
+
+
+def _export(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
+    out = []
+    for m in doc.records("measurements"):
+        if m.data.get("complete") is not True or not m.has("summary"):
             continue
-        device = dict(c.get("measured_on") or {})
-        device.setdefault("alias", str(c["target"]))
-        name = Path(c["model"]).name if c.get("model") else f"{c['target']}-{float(c['budget_ms']):g}ms"
+        summary = m.record("summary")
+        rounds_ms = summary.numbers("rounds_ms") or m.numbers("rounds_ms")
+        out.append(_measured(m.record("device"), m.text("runtime"), m.text("model_name"), summary, rounds_ms,
+                             doc.source))
+    return out, {}
+
+
+def _fronts(doc: _Fields, key: str) -> dict[str, list[dict[str, Any]]]:
+    """Pareto fronts by device name: lists of points with a `latency_ms` and a `score`."""
+    if not doc.has(key):
+        return {}
+    fronts = doc.record(key)
+    out = {}
+    for name in fronts.data:
+        points = fronts.records(name, name if name.isidentifier() else shorten(name, 40))
+        for p in points:  # both are plotted
+            p.number("latency_ms")
+            p.number("score")
+        out[str(name)] = [p.data for p in points]
+    return out
+
+
+def _search_result(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
+    out = []
+    for c in doc.records("choices"):
+        if c.data.get("arch") is None or not c.has("measured_ms"):
+            continue
+        device = dict(c.record("measured_on").data) if c.has("measured_on") else {}
+        searched_for = c.text("device")
+        device.setdefault("alias", searched_for)
+        budget = c.number("budget_ms")
+        name = Path(c.text("model")).name if c.has("model") else f"{searched_for}-{budget:g}ms"
         out.append(ModelResult(_device_id(device), device, str(device.get("runtime", "")), name,
-                               float(c["measured_ms"]), None, None, [], _number(c.get("predicted_ms")),
-                               float(c["budget_ms"]), source, str(device.get("statistic") or "median")))
-    return out, dict(doc.get("pareto") or {})
+                               c.number("measured_ms"), None, None, [], c.optional_number("predicted_ms"), budget,
+                               doc.source, str(device.get("statistic") or "median")))
+    return out, _fronts(doc, "pareto")
+
+
+def _summary_result(r: _Fields) -> ModelResult:
+    return ModelResult(r.text("device_id"), dict(r.record("device").data), r.text("runtime"), r.text("model"),
+                       r.number("median_ms"), r.interval("ci95_ms"), r.optional_number("cv"), r.numbers("rounds_ms"),
+                       r.optional_number("predicted_ms"), r.optional_number("budget_ms"), r.text("source", ""),
+                       r.text("statistic", "median"))
+
+
+def _report_summary(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
+    return [_summary_result(r) for r in doc.records("results")], _fronts(doc, "fronts")
+
+
+_READERS = {MEASUREMENTS: _measurements, EXPORT: _export, SEARCH: _search_result, SUMMARY: _report_summary}
 
 
 def _merge(results: list[ModelResult]) -> list[ModelResult]:
@@ -129,36 +248,35 @@ def _merge(results: list[ModelResult]) -> list[ModelResult]:
     return list(merged.values())
 
 
+def _load(path: Path) -> Any:
+    try:
+        return load_json_text(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        raise ReportInputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ReportInputError(f"{path}: not a JSON results file ({e})") from None
+    except JSONTextError as e:
+        raise ReportInputError(f"{path}: not a JSON results file ({str(e).removeprefix(f'{path}: ')})") from None
+
+
+def _read(doc: Any, source: str) -> tuple[list[ModelResult], dict[str, list]]:
+    """The results and Pareto fronts of one document, by the kind its header names."""
+    kind = document_kind(doc)
+    if kind not in _READERS:
+        found = f" (a {shorten(kind)} document)" if kind else ""
+        raise ReportInputError(f"{source}: not measure --json output, a results export, a search result.json or "
+                               f"a report summary.json{found}")
+    check_header(doc, kind, VERSIONS[kind], source)
+    return _READERS[kind](_Fields(doc, source, kind))
+
+
 def read_results(paths: list[Path]) -> ReportInputs:
-    """Read and normalise every file; ReportInputError names the file and what is wrong with it."""
+    """Read and normalise every file; ReportInputError (or DocumentError, for a version this release cannot read)
+    names the file and what is wrong with it."""
     inputs = ReportInputs()
     for path in paths:
-        try:
-            doc = load_json_text(path.read_text(encoding="utf-8"), str(path))
-        except FileNotFoundError:
-            raise ReportInputError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ReportInputError(f"{path}: not a JSON results file ({e})") from None
-        except JSONTextError as e:
-            raise ReportInputError(f"{path}: not a JSON results file ({str(e).removeprefix(f'{path}: ')})") from None
-        try:
-            if isinstance(doc, list):
-                inputs.results += _store_export(doc, str(path))
-            elif isinstance(doc, dict) and doc.get("kind") == "elasticvit-deploy-report":
-                inputs.results += [ModelResult.from_dict(r) for r in doc["results"]]
-                inputs.fronts.update(doc.get("fronts") or {})
-            elif isinstance(doc, dict) and "choices" in doc:
-                results, fronts = _search_result(doc, str(path))
-                inputs.results += results
-                inputs.fronts.update(fronts)
-            elif isinstance(doc, dict) and "results" in doc:
-                inputs.results += _measure_output(doc, str(path))
-            else:
-                raise ReportInputError(f"{path}: not measure --json output, a results export, a search "
-                                       f"result.json or a report summary.json")
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            if isinstance(e, ReportInputError):
-                raise
-            raise ReportInputError(f"{path}: malformed results ({type(e).__name__}: {e})") from None
+        results, fronts = _read(_load(path), str(path))
+        inputs.results += results
+        inputs.fronts.update(fronts)
     inputs.results = _merge(inputs.results)
     return inputs

@@ -14,13 +14,16 @@ from typing import Any
 
 from supernet.arch import shorten
 from supernet.atomic import OutputDirError, StagedDir, prepare_out_dir
+from supernet.documents import document_kind, header
 
 from .inputs import ModelResult, ReportInputs
 from .render import device_header, html_page, markdown, row_dict, safe_name
 from .verdicts import FAIL, judge
 
-KIND = "elasticvit-deploy-report"
+KIND = "report-summary"
 VERSION = 1
+PAGE_KIND = "report-page"
+PAGE_VERSION = 1
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -28,9 +31,10 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def _is_report(directory: Path) -> bool:
+    """Whether `directory` holds a report (its summary.json is a report-summary document)."""
     try:
-        return json.loads((directory / "summary.json").read_text(encoding="utf-8")).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
+        return document_kind(json.loads((directory / "summary.json").read_text(encoding="utf-8"))) == KIND
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
 
 
@@ -81,7 +85,8 @@ def _write_report(current: ReportInputs, baseline: list[ModelResult], budgets: l
             name = f"{name}-{safe_name(device_id)[:12]}"
         names.add(name)
         fronts = {t: f for t, f in current.fronts.items() if t == head["name"]}
-        page = {"device": head, "threshold_pct": threshold_pct, "models": [row_dict(r) for r in device_rows]}
+        page = {**header(PAGE_KIND, PAGE_VERSION), "device": head, "threshold_pct": threshold_pct,
+                "models": [row_dict(r) for r in device_rows]}
         md = markdown(device_rows, threshold_pct)
         _write_json(staging / f"{name}.json", page)
         (staging / f"{name}.md").write_text(md, encoding="utf-8")
@@ -93,7 +98,7 @@ def _write_report(current: ReportInputs, baseline: list[ModelResult], budgets: l
                        "status": {s: sum(r["status"] == s for r in device_rows) for s in ("PASS", "WARN", "FAIL")}})
     summary_md = "## elasticvit-deploy benchmark report\n\n" + ("\n".join(md_parts) or "No measured models.\n")
     (staging / "summary.md").write_text(summary_md, encoding="utf-8")
-    summary = {"kind": KIND, "version": VERSION, "threshold_pct": threshold_pct, "phones": phones,
+    summary = {**header(KIND, VERSION), "threshold_pct": threshold_pct, "phones": phones,
                "results": [r.to_dict() for r in current.results], "fronts": current.fronts,
                "verdicts": [row_dict(r) for r in rows],
                "failed": {"budget": any(r["budget_verdict"] is not None and r["budget_verdict"].status == FAIL

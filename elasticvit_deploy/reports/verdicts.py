@@ -15,7 +15,8 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from .inputs import ModelResult
+from ..errors import shorten
+from .inputs import ModelResult, ReportInputError
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 ORDER = {PASS: 0, WARN: 1, FAIL: 2}
@@ -31,7 +32,7 @@ class Verdict:
 
 
 def parse_budgets(specs: tuple[str, ...]) -> list[tuple[str, float]]:
-    """``MODEL=MS`` pairs (MODEL may be a glob such as ``*-fp32.tflite``); ValueError names a bad one."""
+    """``MODEL=MS`` pairs (MODEL may be a glob such as ``*-fp32.tflite``); ReportInputError names a bad one."""
     out = []
     for spec in specs:
         pattern, sep, value = spec.rpartition("=")
@@ -40,7 +41,7 @@ def parse_budgets(specs: tuple[str, ...]) -> list[tuple[str, float]]:
         except ValueError:
             ms = -1.0
         if not sep or not pattern or not ms > 0:
-            raise ValueError(f"--budget {spec!r}: expected MODEL=MS with MS > 0 (e.g. mobile.tflite=30)")
+            raise ReportInputError(f"--budget {shorten(spec)}: expected MODEL=MS with MS > 0 (e.g. mobile.tflite=30)")
         out.append((pattern, ms))
     return out
 

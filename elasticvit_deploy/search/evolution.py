@@ -1,4 +1,6 @@
-"""Evolutionary search under a latency budget (spec 5.1, with the released script's bugs fixed).
+"""Evolutionary search under a latency budget: the official code's search (`search_subnet_via_flops.py` of
+ElasticViT's release), latency-constrained instead of FLOPs-constrained, with that script's bugs fixed (its depth
+choices exclude the maximum, its width steps are inverted, its resolution mutation is a no-op).
 
 Per generation: the top `parents` candidates (by objective) breed `mutations` children (each dimension redrawn with
 probability `mutation_prob`, depths with `depth_prob`) and `crossovers` children; only children that are new and
@@ -11,26 +13,28 @@ the random generator) is written atomically, and a run that finds a state contin
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from supernet import encoding as enc
-from supernet.atomic import atomic_output
 from supernet.sampling import crossover_many, min_arch, mutate_many, sample_uniform
 from supernet.space import SearchSpace
 
-STATE_VERSION = 1
+from .errors import BudgetError, ConfigError
+from .protocols import LatencyOracle, Objective
+from .state import SearchState, check_settings
+
+__all__ = ["Evolution", "EvolutionConfig", "rank"]
 
 
 @dataclass(frozen=True)
 class EvolutionConfig:
-    """The official numbers (spec 5.1): 512 initial, top-256 parents, 128 + 128 children, 40 generations."""
+    """The official numbers (`search_subnet_via_flops.py`: `max_epochs`, `select_num`, `m_prob`, `s_prob`): 512
+    initial, top-256 parents, 128 + 128 children, 40 generations."""
 
     population: int = 512
     parents: int = 256
@@ -44,100 +48,18 @@ class EvolutionConfig:
     def __post_init__(self) -> None:
         for name in ("population", "parents"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+                raise ConfigError(f"{name} must be at least 1")
         for name in ("mutations", "crossovers", "generations"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
+                raise ConfigError(f"{name} must not be negative")
         for name in ("mutation_prob", "depth_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1]")
+                raise ConfigError(f"{name} must lie in [0, 1]")
 
     @property
     def candidates(self) -> int:
         """How many subnets a full run scores at most."""
         return self.population + self.generations * (self.mutations + self.crossovers)
-
-
-class LatencyOracle(Protocol):
-    """Latency of encoded archs, in ms. `expensive` oracles (live measurement) are queried only as needed."""
-
-    kind: str
-    expensive: bool
-
-    def latency_ms(self, matrix: np.ndarray) -> np.ndarray: ...
-
-    def identity(self) -> str: ...
-
-
-class Objective(Protocol):
-    """Higher is better. An objective may learn as the search goes (an accuracy predictor that refits on subnets it
-    evaluates for real in `refine`); its `state_dict` is saved with the search so a resumed run learns the same."""
-
-    name: str
-
-    def begin(self, population: np.ndarray) -> None: ...
-
-    def score(self, matrix: np.ndarray) -> np.ndarray: ...
-
-    def refine(self, population: np.ndarray, scores: np.ndarray) -> np.ndarray: ...
-
-    def finalize(self, population: np.ndarray, scores: np.ndarray) -> np.ndarray: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def identity(self) -> str: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
-
-class BudgetError(ValueError):
-    """The budget is below what the smallest subnet reaches."""
-
-
-class StateMismatchError(ValueError):
-    """A saved search state was made with other settings than the current run's."""
-
-
-@dataclass
-class SearchState:
-    """Everything a search needs to continue: the population and every candidate ever scored, in order."""
-
-    generation: int
-    population: np.ndarray
-    scores: np.ndarray
-    latency: np.ndarray
-    seen: np.ndarray
-    seen_scores: np.ndarray
-    seen_latency: np.ndarray
-    rng_state: dict[str, Any]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        np.savez(buf, population=self.population, scores=self.scores, latency=self.latency, seen=self.seen,
-                 seen_scores=self.seen_scores, seen_latency=self.seen_latency,
-                 header=np.array(json.dumps({"version": STATE_VERSION, "generation": self.generation,
-                                             "rng_state": self.rng_state, "meta": self.meta})))
-        with atomic_output(path) as tmp:
-            tmp.write_bytes(buf.getvalue())
-
-    @classmethod
-    def load(cls, path: Path) -> SearchState:
-        """Raises StateMismatchError for a file of another version, or one that cannot be read."""
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                header = json.loads(str(z["header"]))
-                if header.get("version") != STATE_VERSION:
-                    raise StateMismatchError(f"{path}: search state version {header.get('version')}, expected "
-                                             f"{STATE_VERSION}; use another output directory")
-                return cls(header["generation"], z["population"], z["scores"], z["latency"], z["seen"],
-                           z["seen_scores"], z["seen_latency"], header["rng_state"], header["meta"])
-        except StateMismatchError:
-            raise
-        except Exception as e:  # a truncated or foreign file: zip, npy or JSON errors
-            raise StateMismatchError(f"{path}: not a readable search state ({type(e).__name__}); remove it or use "
-                                     f"another output directory") from None
 
 
 def _keys(matrix: np.ndarray) -> list[bytes]:
@@ -224,19 +146,24 @@ class Evolution:
         order = rank(scores, lat)[:self.config.parents]
         state.population, state.scores, state.latency = rows[order], scores[order], lat[order]
 
-    def run(self, state_path: Path | None = None, progress: Callable[[int], None] = lambda _g: None) -> SearchState:
-        """Run (or continue from `state_path`) to the last generation; `progress(g)` after each generation."""
-        meta = {"budget_ms": self.budget_ms, "config": asdict(self.config), "space": self.space.fingerprint,
+    def settings(self) -> dict[str, Any]:
+        """What this search's results depend on; a saved state made with other settings is refused."""
+        return {"budget_ms": self.budget_ms, "config": asdict(self.config), "space": self.space.fingerprint,
                 "oracle": self.oracle.kind, "oracle_id": self.oracle.identity(), "objective": self.objective.name,
                 "objective_id": self.objective.identity()}
+
+    def run(self, state_path: Path | None = None, progress: Callable[[int], None] = lambda _g: None, *,
+            fresh: bool = False) -> SearchState:
+        """Run (or continue from the state saved at `state_path`, unless `fresh`: then that state is discarded) to
+        the last generation; `progress(g)` after each generation."""
+        settings = self.settings()
+        if fresh and state_path is not None:
+            state_path.unlink(missing_ok=True)
         if state_path is not None and state_path.is_file():
             state = SearchState.load(state_path)
-            saved = {k: v for k, v in state.meta.items() if k in meta}
-            if saved != meta:
-                raise StateMismatchError(f"{state_path}: saved by a search with other settings ({saved}); use "
-                                         f"another output directory to start afresh")
+            check_settings(state, settings, state_path)
             self.rng.bit_generator.state = state.rng_state
-            self.objective.load_state_dict(state.meta.get("objective_state", {}))
+            self.objective.load_state_dict(state.objective_state)
             self._seen = set(_keys(state.seen))
         else:
             pop, lat = self._initial()
@@ -244,7 +171,7 @@ class Evolution:
             scores = self.objective.score(pop)
             n_cols = enc.n_columns(self.space)
             state = SearchState(0, pop, scores, lat, np.zeros((0, n_cols), np.int64), np.zeros(0), np.zeros(0), {},
-                                dict(meta))
+                                settings)
             self._record(state, pop, scores, lat)
             self._select(state, pop, scores, lat)
             self._checkpoint(state, state_path)
@@ -260,7 +187,7 @@ class Evolution:
         return state
 
     def _checkpoint(self, state: SearchState, path: Path | None) -> None:
-        state.rng_state = self.rng.bit_generator.state
-        state.meta["objective_state"] = self.objective.state_dict()
+        state.rng_state = dict(self.rng.bit_generator.state)
+        state.objective_state = self.objective.state_dict()
         if path is not None:
             state.save(path)

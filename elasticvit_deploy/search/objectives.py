@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from supernet import encoding as enc
 from supernet.flops import batch_mflops
 from supernet.space import SearchSpace
-from supernet.training.evaluate import SubnetEvaluator
+from supernet.training.evaluate import SubnetEvaluator, resolve_device
 
 PROXY_WARNING = ("no --checkpoint: ranking subnets by FLOPs (the most MFLOPs that fit the budget), a proxy for "
                  "accuracy, not accuracy")
@@ -37,6 +37,7 @@ class FlopsProxy:
     """Without a trained supernet: more FLOPs within the budget is taken as better (documented proxy)."""
 
     name = "mflops"
+    warning: str | None = PROXY_WARNING
 
     def __init__(self, space: SearchSpace):
         self.space = space
@@ -53,14 +54,20 @@ class FlopsProxy:
     def finalize(self, population: np.ndarray, scores: np.ndarray) -> np.ndarray:
         return scores
 
+    def score_source(self, row: np.ndarray) -> str:
+        return self.name
+
+    def score_fields(self, row: np.ndarray, score: float) -> dict[str, Any]:
+        return {"proxy": {"name": self.name, "value": round(float(score), 3)}}
+
     def describe(self) -> dict[str, Any]:
-        return {"objective": "mflops", "warning": PROXY_WARNING}
+        return {"objective": self.name, "warning": PROXY_WARNING}
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name}
 
     def state_dict(self) -> dict[str, Any]:
         return {}
-
-    def identity(self) -> str:
-        return "mflops"
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
@@ -104,6 +111,7 @@ class SupernetAccuracy:
     """Top-1 of a trained supernet's subnets, evaluated for real on a budget and predicted for the rest."""
 
     name = "accuracy"
+    warning: str | None = None
 
     def __init__(self, evaluator: SubnetEvaluator, cache: AccuracyCache, *, initial: int = 24,
                  per_generation: int = 2, final: int = 5, seed: int = 0,
@@ -210,14 +218,21 @@ class SupernetAccuracy:
         return scores
 
     def is_real(self, row: np.ndarray) -> bool:
+        """Whether `row`'s accuracy was evaluated on the supernet (else it is predicted)."""
         return _key(row) in self.evaluated
+
+    def score_source(self, row: np.ndarray) -> str:
+        return "supernet" if self.is_real(row) else "predicted"
+
+    def score_fields(self, row: np.ndarray, score: float) -> dict[str, Any]:
+        return {"accuracy": round(float(score), 6), "accuracy_source": self.score_source(row)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"evaluated": list(self.evaluated)}
 
-    def identity(self) -> str:
+    def identity(self) -> dict[str, Any]:
         """The weights and data the accuracies come from (a saved search with other ones is not reused)."""
-        return f"{self.evaluator.source()}|{self.seed}"
+        return {"source": self.evaluator.source(), "seed": self.seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.evaluated = list(state.get("evaluated", []))
@@ -226,5 +241,17 @@ class SupernetAccuracy:
         self._fit()
 
     def describe(self) -> dict[str, Any]:
-        return {"objective": "accuracy", "evaluated": len(self.evaluated), "predictor": self.model_name,
+        return {"objective": self.name, "evaluated": len(self.evaluated), "predictor": self.model_name,
                 "predictor_cv_kendall_tau": self.cv_tau}
+
+
+def supernet_accuracy(checkpoint: str | Path, cache_path: Path, *, data: str | None = None,
+                      space: SearchSpace | None = None, calib_batches: int = 32, eval_device: str = "auto",
+                      initial: int = 24, per_generation: int = 2, final: int = 5, seed: int = 0,
+                      on_evaluate: Callable[[float], None] = lambda _t: None) -> SupernetAccuracy:
+    """The accuracy objective of a trained supernet checkpoint, evaluated on its validation split (`data`: the
+    checkpoint's training data unless given), real accuracies cached in `cache_path`."""
+    evaluator = SubnetEvaluator.from_checkpoint(checkpoint, data=data, split="val", space=space,
+                                                calib_batches=calib_batches, device=resolve_device(eval_device))
+    return SupernetAccuracy(evaluator, AccuracyCache(cache_path, evaluator.source()), initial=initial,
+                            per_generation=per_generation, final=final, seed=seed, on_evaluate=on_evaluate)

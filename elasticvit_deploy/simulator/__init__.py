@@ -51,9 +51,10 @@ phone is back after REENUMERATE_S x time_scale; adbd's name for a TCP connection
 id>, not host-<socket fd>; a network phone's ro.serialno is its address.
 """
 
+from .errors import SimulationError
 from .farm import SimulatedFarm
 from .phone import SimPhone
 from .profiles import PROFILES, PhoneProfile
 from .quirks import QUIRKS
 
-__all__ = ["PROFILES", "QUIRKS", "PhoneProfile", "SimPhone", "SimulatedFarm"]
+__all__ = ["PROFILES", "QUIRKS", "PhoneProfile", "SimPhone", "SimulatedFarm", "SimulationError"]

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import math
 import os
@@ -57,9 +58,28 @@ import numpy as np
 from .devicefs import Sensors
 from .profiles import PhoneProfile
 from .thermal import Thermal, freq_fraction
-from .tool_flags import (ALWAYS_LOGGED, CLASSIC_LABELS, CLASSIC_OWN, LITERT2_OWN, LITERT_VENDOR_PREFIXES, LOOP_FLAGS,
-                         LOOP_LABELS, NNAPI_DETAILS, PROVIDER_LABELS, PROVIDERS, TF1_FLAGS, TF1_LABELS, Flag, Parsed,
-                         cpp_double, parse_modern, parse_tf1, shown, usage_modern, usage_tf1)
+from .tool_flags import (
+    ALWAYS_LOGGED,
+    CLASSIC_LABELS,
+    CLASSIC_OWN,
+    LITERT2_OWN,
+    LITERT_VENDOR_PREFIXES,
+    LOOP_FLAGS,
+    LOOP_LABELS,
+    NNAPI_DETAILS,
+    PROVIDER_LABELS,
+    PROVIDERS,
+    TF1_FLAGS,
+    TF1_LABELS,
+    Flag,
+    Parsed,
+    cpp_double,
+    parse_modern,
+    parse_tf1,
+    shown,
+    usage_modern,
+    usage_tf1,
+)
 
 HOST_TIMING_RUNS = 5       # host invocations timed (after one untimed) to estimate the host latency
 FIRST_RUN_FACTOR = 1.3     # the first inference pays for cold caches and lazy initialisation
@@ -334,6 +354,12 @@ def _out(line: str) -> None:
     print(line, flush=True)
 
 
+def _out_paragraph(line: str) -> None:
+    """A line and the empty line the tools print after it."""
+    _out(line)
+    _out("")
+
+
 def _err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -417,7 +443,7 @@ def classic_main(argv: Sequence[str], ctx: Context) -> int:
                        f"INFO: Running benchmark for at least {runs} iterations and at least "
                        f"{cpp_double(secs or 0)} seconds but terminate if exceeding "
                        f"{cpp_double(float(parsed['max_secs']))} seconds."),
-                   report=lambda stat: (_out(f"INFO: {stat.line()}"), _out("")),
+                   report=lambda stat: _out_paragraph(f"INFO: {stat.line()}"),
                    after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."))
     _out(f"INFO: Inference timings in us: Init: {run.init_us}, First inference: {run.warmup.first}, "
          f"Warmup (avg): {cpp_double(run.warmup.avg)}, Inference (avg): {cpp_double(run.timed.avg)}")
@@ -531,7 +557,7 @@ def litert2_main(argv: Sequence[str], ctx: Context) -> int:
                    announce=lambda runs, secs: _out(
                        f"INFO: Running benchmark for at least {runs} iterations and at least "
                        f"{cpp_double(secs or 0)} seconds but terminate if exceeding {cpp_double(max_secs)} seconds."),
-                   report=lambda stat: (_out(f"INFO: {stat.line(percentiles=True)}"), _out("")),
+                   report=lambda stat: _out_paragraph(f"INFO: {stat.line(percentiles=True)}"),
                    after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."))
     timed, warm = run.timed, run.warmup
 
@@ -590,7 +616,7 @@ def tf1_main(argv: Sequence[str], ctx: Context) -> int:
     _out("resolved reporter")
     run = simulate(phone, model, (int(parsed["warmup_runs"]), None), (int(parsed["num_runs"]), None), None,
                    announce=lambda runs, secs: _out(f"Running benchmark for {runs} iterations "),
-                   report=lambda stat: (_out(stat.line(legacy=True)), _out("")),
+                   report=lambda stat: _out_paragraph(stat.line(legacy=True)),
                    after_init=lambda us: _out(f"Initialized session in {cpp_double(us / 1e3)}ms"))
     _out(f"Average inference timings in us: Warmup: {cpp_double(run.warmup.avg)}, Init: {run.init_us}, "
          f"no stats: {cpp_double(run.timed.avg)}")
@@ -620,5 +646,6 @@ def main(argv: Sequence[str]) -> int:
 
 def cli() -> None:
     """Entry point of the tool's process (started by the benchmark service with the tool's arguments)."""
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+    if isinstance(sys.stdout, io.TextIOWrapper):  # the process's own stdout always is
+        sys.stdout.reconfigure(line_buffering=True)
     sys.exit(main(sys.argv[1:]))

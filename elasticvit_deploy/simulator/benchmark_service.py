@@ -3,8 +3,9 @@
 On a simulated phone, benchmark_model is a small mksh script (devicefs.benchmark_client) that sends its working
 directory, the taskset core mask and its arguments to this service with toybox ``nc -U``, and prints what comes
 back. The service runs the simulation (benchmark_model.py, which needs the host's LiteRT) as a host process
-outside the phone's sandbox, in a confined one of its own (sandbox.tool_command). It hands that process the model as a file descriptor opened inside the phone's tree
-(paths.locate), so a symlink on the phone cannot make it read a host file, and streams its stdout and stderr
+outside the phone's sandbox, in a confined one of its own (sandbox.tool_command). It hands that process the model
+as a file descriptor opened inside the phone's tree (paths.locate), so a symlink on the phone cannot make it read
+a host file, and streams its stdout and stderr
 back line by line, then its exit code (128 + N for a process killed by signal N, as a shell reports it). When
 the client goes away (its shell command was killed), the simulation is killed too.
 
@@ -161,7 +162,8 @@ class BenchmarkService:
 
 def _read_request(conn: socket.socket) -> tuple[str, str, str, list[str]] | None:
     """(argv0, cwd, cores, args) from the client's lines; None if it hung up before `end`."""
-    argv0, cwd, cores, args = "benchmark_model", "/", "", []
+    argv0, cwd, cores = "benchmark_model", "/", ""
+    args: list[str] = []
     reader = conn.makefile("rb")
     for _ in range(MAX_REQUEST_LINES):
         raw = reader.readline(MAX_LINE + 1)
@@ -198,7 +200,7 @@ def _pump(conn: socket.socket, proc: subprocess.Popen[bytes]) -> bool:
         poller.register(fd, select.POLLIN)
     poller.register(conn, 0)  # hang-ups and errors are always reported
     while streams:
-        for fd, events in poller.poll():
+        for fd, _events in poller.poll():
             if fd == conn.fileno():
                 return False
             tag = streams[fd]

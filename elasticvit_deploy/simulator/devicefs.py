@@ -197,7 +197,8 @@ def _write(path: Path, text: str, executable: bool = False) -> None:
 def _getprop(props: dict[str, str]) -> str:
     listing = "".join(f"[{k}]: [{v}]\n" for k, v in sorted(props.items()))
     cases = "".join(f"  {shlex.quote(k)}) echo {shlex.quote(v)} ;;\n" for k, v in sorted(props.items()))
-    return ("#!/system/bin/sh\n# getprop of a simulated phone: no argument lists all, unknown names print the default.\n"
+    return ("#!/system/bin/sh\n"
+            "# getprop of a simulated phone: no argument lists all, unknown names print the default.\n"
             f"if [ $# -eq 0 ]; then\ncat <<'END_OF_PROPS'\n{listing}END_OF_PROPS\nexit 0\nfi\n"
             f'case "$1" in\n{cases}  *) echo "$2" ;;\nesac\n')
 
@@ -216,7 +217,8 @@ def _dumpsys() -> str:
 
 def _taskset(online: list[int]) -> str:
     all_cores = sum(1 << cpu for cpu in online)
-    return ("#!/system/bin/sh\n# taskset MASK COMMAND [ARGS...] of a simulated phone. Like sched_setaffinity it fails when\n"
+    return ("#!/system/bin/sh\n"
+            "# taskset MASK COMMAND [ARGS...] of a simulated phone. Like sched_setaffinity it fails when\n"
             "# the hex mask names none of the phone's online cores. Host CPUs are not pinned: the mask is passed\n"
             "# on to the simulated benchmark_model in EVD_SIM_CORES.\n"
             'm=${1#0x}\ncase "$m" in\n'

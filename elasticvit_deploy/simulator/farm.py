@@ -20,12 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from .errors import SimulationError
+from .forwards import HostForwards
 from .phone import SimPhone
 from .profiles import PROFILES, PhoneProfile
+from .protocol import ServerState, serve
 from .quirks import check_quirks
 from .sandbox import find_userland
-from .forwards import HostForwards
-from .protocol import ServerState, serve
 from .transports import Transports
 from .wire import Closed, Wire
 
@@ -88,8 +89,8 @@ class SimulatedFarm:
     reached over TCP, as after `adb connect`.
     quirks (names from quirks.QUIRKS) are given to every phone, quirks_by_serial adds more to single phones (by
     serial); benchmark_binary is a host executable the phones run as their benchmark_model instead of the
-    simulated one. ValueError for an unknown quirk or serial, or a benchmark_binary that is not an executable
-    file."""
+    simulated one. SimulationError for an unknown profile, quirk or serial, or a benchmark_binary that is not an
+    executable file."""
 
     def __init__(self, profiles: Sequence[str | PhoneProfile], port: int = 0, root: str | Path | None = None,
                  time_scale: float = 1.0, host_timings: str | Path | None = None,
@@ -98,7 +99,7 @@ class SimulatedFarm:
                  quirks_by_serial: Mapping[str, Iterable[str]] | None = None) -> None:
         self._host_timings = Path(host_timings) if host_timings is not None else None
         if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
+            raise SimulationError("time_scale must be positive")
         self._profiles = [_profile(p) for p in profiles]
         self._serials = _check_serials(serials, len(self._profiles)) if serials is not None else None
         self._quirks = _phone_quirks(self._serials or _default_serials(self._profiles), quirks, quirks_by_serial)
@@ -200,13 +201,13 @@ def _check_serials(serials: Sequence[str], count: int) -> list[str]:
     """Serials given to a farm: one per phone, distinct, and usable as adb serials and directory names."""
     names = list(serials)
     if len(names) != count:
-        raise ValueError(f"{len(names)} serials for {count} phones")
+        raise SimulationError(f"{len(names)} serials for {count} phones")
     for name in names:
         if not _SERIAL.fullmatch(name):
-            raise ValueError(f"bad serial {name[:40]!r}: use letters, digits and . _ - : [ ] (at most 64), "
+            raise SimulationError(f"bad serial {name[:40]!r}: use letters, digits and . _ - : [ ] (at most 64), "
                              "starting with a letter, digit or [")
     if len(set(names)) != len(names):
-        raise ValueError("serials must differ")
+        raise SimulationError("serials must differ")
     return names
 
 
@@ -227,7 +228,7 @@ def _phone_quirks(serials: Sequence[str], common: Iterable[str],
     extra = dict(by_serial or {})
     unknown = sorted(set(extra) - set(serials))
     if unknown:
-        raise ValueError(f"quirks_by_serial: no simulated phone {unknown[0][:80]!r}; the farm has "
+        raise SimulationError(f"quirks_by_serial: no simulated phone {unknown[0][:80]!r}; the farm has "
                          f"{', '.join(serials)}")
     return [check_quirks(shared | check_quirks(extra.get(serial, ()))) for serial in serials]
 
@@ -235,7 +236,7 @@ def _phone_quirks(serials: Sequence[str], common: Iterable[str],
 def _executable(path: str | Path) -> Path:
     resolved = Path(path).resolve()
     if not resolved.is_file() or not os.access(resolved, os.X_OK):
-        raise ValueError(f"benchmark_binary {str(path)[:80]!r} is not an executable file")
+        raise SimulationError(f"benchmark_binary {str(path)[:80]!r} is not an executable file")
     return resolved
 
 
@@ -243,5 +244,5 @@ def _profile(profile: str | PhoneProfile) -> PhoneProfile:
     if isinstance(profile, PhoneProfile):
         return profile
     if profile not in PROFILES:
-        raise ValueError(f"unknown phone profile {profile!r}; known: {', '.join(PROFILES)}")
+        raise SimulationError(f"unknown phone profile {profile!r}; known: {', '.join(PROFILES)}")
     return PROFILES[profile]

@@ -72,7 +72,7 @@ def _tcp_port(spec: str) -> int:
         except ValueError as e:
             raise ForwardError(f"cannot bind listener: {e}") from None
         if host not in ("", "localhost"):
-            raise ForwardError("cannot bind listener: listening on specified hostname currently unsupported")
+            raise ForwardError("cannot bind listener: listening on specified hostname currently unsupported") from None
         return port
     if not 0 <= port <= 65535:
         raise ForwardError(f"cannot bind listener: bad port number '{port}'")

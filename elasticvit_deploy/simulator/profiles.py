@@ -42,6 +42,7 @@ class PhoneProfile:
     free_storage_mb: int                # free space on /data
     abi: str = "arm64-v8a"
     idle_freq_khz: int = 300000         # scaling_cur_freq of an idle core (idle-freq-drop quirk)
+    tables: str | None = None           # the phone of nn-Meter's latency tables it is the twin of (latency.tables)
 
     @property
     def num_cores(self) -> int:
@@ -80,21 +81,21 @@ PROFILES: dict[str, PhoneProfile] = {p.name: p for p in (
         fingerprint="google/sailfish/sailfish:9/PQ3A.190801.002/5670241:user/release-keys",
         core_max_freqs_khz=(1593600, 1593600, 2150400, 2150400), speed_factor=4.0, noise_cv=0.02,
         ambient_mc=30000, heat_mc_per_busy_s=3000, cooling_tau_s=10, throttle_threshold_mc=42000,
-        throttle_factor=0.55, battery_level=85, free_storage_mb=9200, idle_freq_khz=307200),
+        throttle_factor=0.55, battery_level=85, free_storage_mb=9200, idle_freq_khz=307200, tables="pixel1"),
     PhoneProfile(
         name="pixel4", model="Pixel 4", manufacturer="Google", brand="google", device="flame", product="flame",
         platform="msmnile", soc_manufacturer="QTI", soc="SM8150", sdk=30, release="11", build_id="RQ3A.211001.001",
         fingerprint="google/flame/flame:11/RQ3A.211001.001/7641976:user/release-keys",
         core_max_freqs_khz=(1785600,) * 4 + (2419200,) * 3 + (2841600,), speed_factor=2.2, noise_cv=0.02,
         ambient_mc=30000, heat_mc_per_busy_s=2500, cooling_tau_s=10, throttle_threshold_mc=45000,
-        throttle_factor=0.65, battery_level=85, free_storage_mb=41000),
+        throttle_factor=0.65, battery_level=85, free_storage_mb=41000, tables="pixel4"),
     PhoneProfile(
         name="pixel6", model="Pixel 6", manufacturer="Google", brand="google", device="oriole", product="oriole",
         platform="gs101", soc_manufacturer="Google", soc="GS101", sdk=33, release="13", build_id="TQ3A.230805.001",
         fingerprint="google/oriole/oriole:13/TQ3A.230805.001/10316531:user/release-keys",
         core_max_freqs_khz=(1803000,) * 4 + (2253000,) * 2 + (2802000,) * 2, speed_factor=1.4, noise_cv=0.02,
         ambient_mc=30000, heat_mc_per_busy_s=2800, cooling_tau_s=8, throttle_threshold_mc=43000,
-        throttle_factor=0.6, battery_level=85, free_storage_mb=87000),
+        throttle_factor=0.6, battery_level=85, free_storage_mb=87000, tables="pixel6"),
     PhoneProfile(
         name="xiaomi11", model="M2011K2G", manufacturer="Xiaomi", brand="Xiaomi", device="venus",
         product="venus_eea", platform="lahaina", soc_manufacturer="QTI", soc="SM8350", sdk=31, release="12",
@@ -102,5 +103,8 @@ PROFILES: dict[str, PhoneProfile] = {p.name: p for p in (
         fingerprint="Xiaomi/venus_eea/venus:12/SKQ1.211006.001/V13.0.6.0.SKBEUXM:user/release-keys",
         core_max_freqs_khz=(1804800,) * 4 + (2419200,) * 3 + (2841600,), speed_factor=1.8, noise_cv=0.02,
         ambient_mc=30000, heat_mc_per_busy_s=3200, cooling_tau_s=9, throttle_threshold_mc=44000,
-        throttle_factor=0.6, battery_level=85, free_storage_mb=64000),
+        throttle_factor=0.6, battery_level=85, free_storage_mb=64000, tables="xiaomi11"),
 )}
+
+#: The simulated twin of each table phone: the profile whose `tables` names it (what `search --simulate` measures).
+TABLE_TWINS: dict[str, PhoneProfile] = {p.tables: p for p in PROFILES.values() if p.tables is not None}

@@ -26,10 +26,16 @@ import struct
 from dataclasses import dataclass
 
 from . import shell, sync
-from .forwards import (ForwardError, HostForwards, parse_forward, reverse_install, reverse_listing,
-                       reverse_remove, reverse_remove_all)
-from .transports import (FEATURES, LOCAL, UNAUTHORIZED, USB, DeviceError, Transport, Transports,
-                         parse_net_address)
+from .forwards import (
+    ForwardError,
+    HostForwards,
+    parse_forward,
+    reverse_install,
+    reverse_listing,
+    reverse_remove,
+    reverse_remove_all,
+)
+from .transports import FEATURES, LOCAL, UNAUTHORIZED, USB, DeviceError, Transport, Transports, parse_net_address
 from .wire import Wire
 
 logger = logging.getLogger(__name__)
@@ -260,12 +266,12 @@ def _disconnect(wire: Wire, transports: Transports, address: str) -> None:
         except ValueError as e:
             wire.fail(f"couldn't parse '{address}': {e}")
             return
-    t = transports.attached(serial)
-    if t is None:
+    found = transports.attached(serial)
+    if found is None:
         wire.fail(f"no such device '{serial}'")
         return
     wire.okay(f"disconnected {address}")
-    transports.kick(t, come_back=t.kind == USB)
+    transports.kick(found, come_back=found.kind == USB)
 
 
 def _connect(transports: Transports, address: str) -> str:

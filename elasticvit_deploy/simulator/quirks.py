@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .errors import SimulationError
+
 QUIRKS: dict[str, str] = {
     "bcl-soc-zone": "thermal_zone0 is a Qualcomm BCL zone named 'soc' reading the battery percent; the SM8250 "
                     "zones (cpu-0-0-usr, cpuss-0-usr, pm8150b-bcl-lvl0, battery, ...) come after it",
@@ -29,15 +31,15 @@ _EXCLUSIVE = (("litert2-benchmark", "tf1-benchmark"), ("op-profiling", "litert2-
 
 
 def check_quirks(names: Iterable[str]) -> frozenset[str]:
-    """The quirk names as a set; ValueError naming an unknown one (and listing the known ones) or two that
+    """The quirk names as a set; SimulationError naming an unknown one (and listing the known ones) or two that
     cannot go together (one benchmark_model per phone; op profiling is a classic-build option)."""
     if isinstance(names, str):
         names = [names]
     chosen = frozenset(names)
     for name in sorted(chosen):
         if name not in QUIRKS:
-            raise ValueError(f"unknown quirk {name[:80]!r}; known: {', '.join(QUIRKS)}")
+            raise SimulationError(f"unknown quirk {name[:80]!r}; known: {', '.join(QUIRKS)}")
     for a, b in _EXCLUSIVE:
         if a in chosen and b in chosen:
-            raise ValueError(f"quirks {a} and {b} cannot be combined")
+            raise SimulationError(f"quirks {a} and {b} cannot be combined")
     return chosen

@@ -80,9 +80,9 @@ def _list(wire: Wire, sandbox: Path, path: str) -> None:
                 os.close(fd)
     except (OSError, ValueError):
         pass
-    for name, st in entries:
-        wire.send(b"DENT" + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(name))
-                  + name)
+    for raw_name, st in entries:
+        wire.send(b"DENT" + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw_name))
+                  + raw_name)
     wire.send(b"DONE" + bytes(16))
 
 

@@ -13,6 +13,7 @@ takes the phone as idle at ambient temperature and rewrites the file, so the pho
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import math
 import os
@@ -74,7 +75,7 @@ class Thermal:
             self._update(remove=pid)
 
     def _update(self, temp_mc: float | None = None, add: int | None = None, remove: int | None = None,
-                observe: Callable[[set[int]], None] | None = None) -> float:
+                observe: Callable[[builtins.set[int]], None] | None = None) -> float:  # `set` is a method here
         p = self.profile
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         with open(fd, "r+", encoding="ascii", errors="replace") as f:

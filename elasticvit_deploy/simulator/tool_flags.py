@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+FlagValue = bool | int | float | str
+"""A flag's value as the tools hold it: their C++ types bool, int32, float and string."""
+
 
 @dataclass(frozen=True)
 class Flag:
@@ -38,11 +41,11 @@ class Flag:
 
     name: str
     kind: str        # int32 | float | bool | string
-    default: object
+    default: FlagValue
     usage: str
 
 
-def _flags(*rows: tuple[str, str, object, str]) -> tuple[Flag, ...]:
+def _flags(*rows: tuple[str, str, FlagValue, str]) -> tuple[Flag, ...]:
     return tuple(Flag(*row) for row in rows)
 
 
@@ -325,7 +328,7 @@ _INT = re.compile(r"\s*([+-]?\d+)")
 _FLOAT = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)")
 
 
-def _read_value(kind: str, text: str) -> object | None:
+def _read_value(kind: str, text: str) -> FlagValue | None:
     """A flag value as `stream >> value` reads it (the tools' ParseFlag): the longest numeric prefix; an empty
     text reads as 0 (the stream hits its end); None when the value does not parse."""
     if kind == "string":
@@ -346,13 +349,13 @@ def _read_value(kind: str, text: str) -> object | None:
 class Parsed:
     """The outcome of parsing argv against a flag list."""
 
-    values: dict[str, object]
+    values: dict[str, FlagValue]
     given: set[str] = field(default_factory=set)
     unknown: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)   # "Failed to parse flag ..." lines (modern tools)
     ok: bool = True
 
-    def __getitem__(self, name: str) -> object:
+    def __getitem__(self, name: str) -> FlagValue:
         return self.values[name]
 
     @property
@@ -411,7 +414,7 @@ def graph_argument(args: Sequence[str]) -> int | None:
     return next((i for i, arg in enumerate(args) if arg.startswith("--graph=")), None)
 
 
-def shown(value: object) -> str:
+def shown(value: FlagValue) -> str:
     """A parameter value as the tools log it (C++ ostream: bools as 1/0, floats with 6 significant digits)."""
     if isinstance(value, bool):
         return str(int(value))
@@ -430,7 +433,8 @@ def usage_modern(argv0: str, flags: Sequence[Flag]) -> str:
     """Flags::Usage of the 2.x tools: names padded to the widest, then type, 'optional' and the usage text."""
     names = [f"--{f.name}={_default_shown(f)}" for f in flags]
     width = max(map(len, names))
-    rows = "".join(f"\t{name.ljust(width)}\t{f.kind}\toptional\t{f.usage}\n" for name, f in zip(names, flags))
+    rows = "".join(f"\t{name.ljust(width)}\t{f.kind}\toptional\t{f.usage}\n"
+                   for name, f in zip(names, flags, strict=True))
     return f"usage: {argv0} <flags>\nFlags:\n{rows}"
 
 

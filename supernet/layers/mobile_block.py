@@ -1,14 +1,15 @@
 """MobileNet blocks (MBv2 / MBv3 with SE), elastic and static, sharing one forward.
 
-Official details kept (spec 1.2): 1x1 expansion from the *input* width (absent when the block's only ratio is 1),
-depthwise conv whose smaller kernel is the centre of the largest one, SE on the expanded channels with reduction 4
-(no make_divisible, biased 1x1 convs, ReLU / Hardsigmoid), projection BN initialised to 0 for stride-1 blocks, and a
-residual on every block: identity, or avg-pool (padding 1 on odd sides) and a bias-free 1x1 conv when widths differ.
+Official details kept (official `models/cnn.py`): 1x1 expansion from the *input* width (absent when the block's only
+ratio is 1), depthwise conv whose smaller kernel is the centre of the largest one, SE on the expanded channels with
+reduction 4 (no make_divisible, biased 1x1 convs, ReLU / Hardsigmoid), projection BN initialised to 0 for stride-1
+blocks, and a residual on every block: identity, or avg-pool (padding 1 on odd sides) and a bias-free 1x1 conv when
+widths differ.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -19,12 +20,19 @@ from .norms import ElasticBatchNorm, copy_bn
 SEWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+def conv_bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a conv built with one (the SE convs), which torch types as optional."""
+    assert conv.bias is not None
+    return conv.bias
+
+
 def mobile_block_forward(x: torch.Tensor, *, stride: int, pw_w: torch.Tensor | None, pw_bn: Callable | None,
                          dw_w: torch.Tensor, dw_bn: Callable, se: SEWeights | None, pwl_w: torch.Tensor,
                          pwl_bn: Callable, shortcut_w: torch.Tensor | None) -> torch.Tensor:
     """One MobileBlock on (B, C, H, W) given its (already sliced) weights and norm callables."""
     out = x
     if pw_w is not None:
+        assert pw_bn is not None  # the expansion conv always comes with its norm
         out = F.hardswish(pw_bn(F.conv2d(out, pw_w)))
     k = dw_w.shape[-1]
     out = F.hardswish(dw_bn(F.conv2d(out, dw_w, None, stride, k // 2, 1, dw_w.shape[0])))
@@ -63,7 +71,7 @@ class StaticMobileBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         se = None
         if self.se_conv1 is not None and self.se_conv2 is not None:
-            se = (self.se_conv1.weight, self.se_conv1.bias, self.se_conv2.weight, self.se_conv2.bias)
+            se = (self.se_conv1.weight, conv_bias(self.se_conv1), self.se_conv2.weight, conv_bias(self.se_conv2))
         return mobile_block_forward(
             x, stride=self.stride, pw_w=self.pw_conv.weight if self.pw_conv is not None else None,
             pw_bn=self.pw_bn, dw_w=self.dw_conv.weight, dw_bn=self.dw_bn, se=se, pwl_w=self.pwl_conv.weight,
@@ -108,8 +116,8 @@ class MobileBlock(nn.Module):
         se = None
         if self.se:
             r = inner // 4
-            se = (self.se_conv1.weight[:r, :inner], self.se_conv1.bias[:r],
-                  self.se_conv2.weight[:inner, :r], self.se_conv2.bias[:inner])
+            se = (self.se_conv1.weight[:r, :inner], conv_bias(self.se_conv1)[:r],
+                  self.se_conv2.weight[:inner, :r], conv_bias(self.se_conv2)[:inner])
         return dict(stride=self.stride, pw_w=self.pw_conv.weight[:inner, :cin] if self.has_pw else None,
                     dw_w=self.dw_conv.weight[:inner, :, off:off + kernel, off:off + kernel], se=se,
                     pwl_w=self.pwl_conv.weight[:cout, :inner],
@@ -125,17 +133,17 @@ class MobileBlock(nn.Module):
         inner = cin * expansion
         block = StaticMobileBlock(cin, cout, kernel, expansion, self.stride, self.se, self.has_pw)
         w = self._weights()
-        if self.has_pw:
+        if block.pw_conv is not None:  # built exactly when self.has_pw
             block.pw_conv.weight.copy_(w["pw_w"])
             block.pw_bn = copy_bn(self.pw_bn, inner)
         block.dw_conv.weight.copy_(w["dw_w"])
         block.dw_bn = copy_bn(self.dw_bn, inner)
-        if self.se:
-            for dst, src in zip((block.se_conv1.weight, block.se_conv1.bias, block.se_conv2.weight,
-                                 block.se_conv2.bias), w["se"]):
+        if block.se_conv1 is not None and block.se_conv2 is not None:  # built exactly when self.se
+            se = (block.se_conv1.weight, conv_bias(block.se_conv1), block.se_conv2.weight, conv_bias(block.se_conv2))
+            for dst, src in zip(se, w["se"], strict=True):
                 dst.copy_(src)
         block.pwl_conv.weight.copy_(w["pwl_w"])
         block.pwl_bn = copy_bn(self.pwl_bn, cout)
-        if cin != cout:
+        if block.shortcut_conv is not None:  # built exactly when cin != cout
             block.shortcut_conv.weight.copy_(w["shortcut_w"])
         return block

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -13,6 +15,11 @@ class ElasticBatchNorm(nn.BatchNorm1d):
     Works on (B, C) and (B, C, H, W). With ``momentum=None`` the running statistics are a cumulative average, as BN
     recalibration of subnets needs.
     """
+
+    # Always tracked (built with track_running_stats=True), so these buffers, optional in torch's BatchNorm, exist.
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
 
     def __init__(self, num_features: int, init: float = 1.0):
         super().__init__(num_features)
@@ -50,13 +57,24 @@ class JointLayerNorm(nn.Module):
         return F.layer_norm(x, shape, w.expand(shape), b.expand(shape), self.eps)
 
 
-def copy_bn(src: nn.modules.batchnorm._BatchNorm, channels: int, tokens: bool = False) -> nn.Module:
-    """A plain BatchNorm holding the first `channels` statistics and affine parameters of `src`."""
+@overload
+def copy_bn(src: ElasticBatchNorm, channels: int, tokens: Literal[False] = False) -> nn.BatchNorm2d: ...
+
+
+@overload
+def copy_bn(src: ElasticBatchNorm, channels: int, tokens: Literal[True]) -> nn.BatchNorm1d: ...
+
+
+def copy_bn(src: ElasticBatchNorm, channels: int, tokens: bool = False) -> nn.BatchNorm1d | nn.BatchNorm2d:
+    """A plain BatchNorm (1-D for tokens, else 2-D) holding the first `channels` statistics and affine parameters of
+    `src`."""
     bn = (nn.BatchNorm1d if tokens else nn.BatchNorm2d)(channels, eps=src.eps, momentum=src.momentum)
+    mean, var, count = bn.running_mean, bn.running_var, bn.num_batches_tracked
+    assert mean is not None and var is not None and count is not None  # a new BatchNorm tracks its statistics
     with torch.no_grad():
         bn.weight.copy_(src.weight[:channels])
         bn.bias.copy_(src.bias[:channels])
-        bn.running_mean.copy_(src.running_mean[:channels])
-        bn.running_var.copy_(src.running_var[:channels])
-        bn.num_batches_tracked.copy_(src.num_batches_tracked)
+        mean.copy_(src.running_mean[:channels])
+        var.copy_(src.running_var[:channels])
+        count.copy_(src.num_batches_tracked)
     return bn

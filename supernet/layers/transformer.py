@@ -1,4 +1,4 @@
-"""Transformer layers of ElasticViT (spec 1.3), elastic and static, sharing one forward each.
+"""Transformer layers of ElasticViT (official `models/transformer.py`), elastic and static, sharing one forward each.
 
 Attention, pre-norm: ``x + proj(hswish(softmax(q k^T / 4 + B_rel) dwconv3x3(v)))``. Official details kept: the fused
 qkv rows Q = [0, C), K = [Cmax, Cmax + C), V = [2 Cmax, 2 Cmax + 16 v h) are concatenated and each head takes a
@@ -66,6 +66,8 @@ def ffn_forward(x: torch.Tensor, *, norm: nn.Module, fc1_w: torch.Tensor, fc1_b:
 class StaticAttention(nn.Module):
     """A fixed attention layer (and the stage's downsampling block when it opens a stage) at one token grid."""
 
+    bias_index: torch.Tensor  # registered buffer
+
     def __init__(self, width: int, heads: int, head_dim: int, vdim: int, side: int,
                  reduction: StaticMobileBlock | None):
         super().__init__()
@@ -101,6 +103,8 @@ class StaticFFN(nn.Module):
 
 class SuperAttention(nn.Module):
     """Elastic attention layer (official `SuperAttention`); layer 0 of a stage owns the downsampling block."""
+
+    relative_position_index: torch.Tensor  # registered buffer
 
     def __init__(self, max_width: int, max_in_width: int, max_v_scale: int, head_dim: int, max_side: int,
                  stride: int, downsampler_expansion: int, first: bool):

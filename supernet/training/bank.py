@@ -1,4 +1,4 @@
-"""The per-level memory bank of performance-aware sampling (spec 4.3, official `bank_arch_update`).
+"""The per-level memory bank of the paper's performance-aware sampling (official `models/model.py`, `bank_arch_update`).
 
 Entries are ``(arch, score)`` with score = -CE, so higher is better. Below capacity a new entry is appended; when
 full, the worst entry (lowest score, first on ties) is replaced only if the new score is strictly higher.
@@ -7,8 +7,9 @@ Exploitation draws an entry with probability softmax(scores). Like the official 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,5 +80,5 @@ class MemoryBank:
         return [{"arch": e.arch.to_dict(), "score": e.score} for e in self.entries]
 
     @classmethod
-    def from_list(cls, capacity: int, data: Sequence[dict[str, Any]]) -> "MemoryBank":
+    def from_list(cls, capacity: int, data: Sequence[dict[str, Any]]) -> MemoryBank:
         return cls(capacity, [BankEntry(Arch.from_dict(d["arch"]), float(d["score"])) for d in data])

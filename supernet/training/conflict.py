@@ -16,8 +16,9 @@ subnet, int64 index maps).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +28,12 @@ from torch.overrides import TorchFunctionMode
 from ..arch import Arch
 from ..flops import arch_mflops
 from ..model import ElasticViTSupernet
-from ..sampling import archs as decode, sample_in_window
-from .data import Batch, ImageData, iterate_batches
+from ..sampling import archs as decode
+from ..sampling import sample_in_window
+from .config import sampler_config
+from .data import Batch, DataError, ImageData, iterate_batches
 from .evaluate import LoadedSupernet
 from .optim import BATCH_PER_GPU
-from .trainer import sampler_config
 
 _CHUNK = 1 << 18  # parameter entries per step of the pairwise products
 
@@ -69,7 +71,7 @@ class _TouchTracker(TorchFunctionMode):
     returns a tensor reads its tracked arguments, whose mapped positions are marked.
     """
 
-    def __init__(self, params: dict[int, tuple[torch.Tensor, torch.Tensor]], size: int, device: torch.device):
+    def __init__(self, params: Mapping[int, tuple[torch.Tensor, torch.Tensor]], size: int, device: torch.device):
         super().__init__()
         self.table = dict(params)
         self.touched = torch.zeros(size, dtype=torch.bool, device=device)
@@ -179,7 +181,7 @@ class ConflictResult:
                 "batch_size": self.batch_size, "loss": "label cross-entropy (no smoothing)",
                 "random": self.random, f"top_{self.top}": self.top_k, "top_indices": list(self.top_indices),
                 "subnets": [{"arch": a.to_dict(), "mflops": round(f, 3), "loss": loss}
-                            for a, f, loss in zip(self.archs, self.mflops, self.losses)],
+                            for a, f, loss in zip(self.archs, self.mflops, self.losses, strict=True)],
                 "similarity": [[round(v, 6) for v in row] for row in self.similarity.tolist()]}
 
 
@@ -199,7 +201,7 @@ def gradient_conflict(supernet: ElasticViTSupernet, archs: Sequence[Arch], batch
 def fixed_batch(dataset: ImageData, batch_size: int, seed: int) -> Batch:
     """`batch_size` training images drawn by a seeded permutation (the one batch every subnet sees)."""
     if not 2 <= batch_size <= len(dataset):
-        raise ValueError(f"batch size must be between 2 and the {len(dataset)} training images, got {batch_size}")
+        raise DataError(f"batch size must be between 2 and the {len(dataset)} training images, got {batch_size}")
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:batch_size].tolist()
     return next(iter(iterate_batches(dataset, order, batch_size)))
 

@@ -1,4 +1,4 @@
-"""Training and evaluation data as fixed crops (spec 4.6, pitfall 9): every image reaches the model as a
+"""Training and evaluation data as fixed crops (official `util/data_loader.py`): every image reaches the model as a
 normalised ``3 x crop x crop`` tensor at the space's `crop_size`; the model resizes it to the subnet's resolution.
 
 Sources (`open_split`):
@@ -18,17 +18,19 @@ asks for (the official RandAugment, mixup and random erasing are left out).
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..errors import BadInput
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-RESIZE_RATIO = 256 / 224  # spec 4.6: resize 256, centre crop 224
+RESIZE_RATIO = 256 / 224  # official `util/data_loader.py`: resize 256, centre crop 224
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot")
@@ -40,7 +42,7 @@ _IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class DataError(ValueError):
+class DataError(BadInput):
     """A data source that cannot be read; the message says which file and why, or what to install."""
 
 
@@ -88,7 +90,7 @@ class TensorImages(Dataset):
         idx = torch.as_tensor(indices, dtype=torch.long)
         return normalize(self.pixels[idx]), self.labels[idx]
 
-    def subset(self, indices: torch.Tensor) -> "TensorImages":
+    def subset(self, indices: torch.Tensor) -> TensorImages:
         return TensorImages(self.pixels[indices], self.labels[indices], self.classes)
 
 
@@ -99,7 +101,7 @@ class ImageFolder(Dataset):
         self.files, self.labels, self.classes, self.crop = list(files), list(labels), tuple(classes), crop
 
     @classmethod
-    def scan(cls, root: Path, crop: int) -> "ImageFolder":
+    def scan(cls, root: Path, crop: int) -> ImageFolder:
         classes = sorted(p.name for p in root.iterdir() if p.is_dir())
         files, labels = [], []
         for label, name in enumerate(classes):
@@ -122,8 +124,8 @@ class ImageFolder(Dataset):
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(self.files[i]) as im:
-                im = im.convert("RGB")
+            with Image.open(self.files[i]) as opened:
+                im = opened.convert("RGB")
                 w, h = im.size
                 scale = round(self.crop * RESIZE_RATIO) / min(w, h)
                 im = im.resize((max(self.crop, round(w * scale)), max(self.crop, round(h * scale))),
@@ -134,7 +136,7 @@ class ImageFolder(Dataset):
             raise DataError(f"{self.files[i]}: cannot read image ({e})") from None
         return normalize(torch.from_numpy(arr.copy()).permute(2, 0, 1)), self.labels[i]
 
-    def subset(self, indices: torch.Tensor) -> "ImageFolder":
+    def subset(self, indices: torch.Tensor) -> ImageFolder:
         idx = indices.tolist()
         return ImageFolder([self.files[i] for i in idx], [self.labels[i] for i in idx], self.classes, self.crop)
 
@@ -182,10 +184,11 @@ def has_idx_files(directory: Path) -> bool:
 def load_idx_images(directory: Path, part: str, crop: int, classes: Sequence[str] | None = None) -> TensorImages:
     """The "train" or "test" part of an MNIST-format directory as grey images resized to `crop`."""
     paths = [_idx_path(directory, stem) for stem in _IDX_FILES[part]]
-    if None in paths:
-        missing = [s for s, p in zip(_IDX_FILES[part], paths) if p is None]
+    image_path, label_path = paths
+    if image_path is None or label_path is None:
+        missing = [s for s, p in zip(_IDX_FILES[part], paths, strict=True) if p is None]
         raise DataError(f"{directory}: missing {', '.join(missing)}[.gz]")
-    images, labels = _read_idx(paths[0], 3), _read_idx(paths[1], 1)  # type: ignore[arg-type]
+    images, labels = _read_idx(image_path, 3), _read_idx(label_path, 1)
     names = tuple(classes) if classes else tuple(str(i) for i in range(int(labels.max()) + 1))
     grey = torch.from_numpy(images.copy()).unsqueeze(1)
     return TensorImages(resize_pixels(grey, crop), torch.from_numpy(labels.astype(np.int64)), names)
@@ -239,8 +242,8 @@ def open_split(source: str, split: str, crop: int, seed: int = 0, val_fraction: 
 def epoch_indices(dataset: ImageData, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> list[int]:
     """This rank's shuffled indices for `epoch` (torch's DistributedSampler: seed + epoch, tail dropped so every rank
     gets the same count)."""
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
-                                 drop_last=True)
+    sampler: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
+                                                          seed=seed, drop_last=True)
     sampler.set_epoch(epoch)
     return list(sampler)
 

@@ -1,4 +1,5 @@
-"""Data-parallel training across processes started by `torchrun` (spec 4.1, 4.5; pitfall 8).
+"""Data-parallel training across processes started by `torchrun` (official `process.py` re-seeds per step so every
+rank samples alike).
 
 Every rank draws the same subnets (the samplers are seeded by the step), trains them on its shard of the batch, and
 the ranks then average, in one all-reduce per step, the accumulated gradients of all the step's subnets, the BN
@@ -13,12 +14,19 @@ every rank alike (AdamW skips them, as in one process). Buffers are averaged so 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+from ..errors import OperationFailed
+from .train_config import ConfigError
+
+
+class DistributedError(OperationFailed):
+    """This process could not join the others of a `torchrun` job."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,13 @@ class DistContext:
         return self.world_size > 1
 
     @classmethod
-    def from_env(cls, device: str = "auto") -> "DistContext":
+    def from_env(cls, device: str = "auto") -> DistContext:
         """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK and join the process group (nccl on CUDA, gloo on CPU);
-        a plain process (no WORLD_SIZE, or 1) runs alone."""
+        a plain process (no WORLD_SIZE, or 1) runs alone. `ConfigError` for ``device = cuda`` without CUDA,
+        `DistributedError` when the group cannot be joined."""
         use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
         if use_cuda and not torch.cuda.is_available():
-            raise RuntimeError("device = cuda but no CUDA device is available")
+            raise ConfigError("device = cuda but no CUDA device is available")
         world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -52,7 +61,12 @@ class DistContext:
             if use_cuda:
                 torch.cuda.set_device(dev)
             if not dist.is_initialized():
-                dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world)
+                try:
+                    dist.init_process_group("nccl" if use_cuda else "gloo", rank=rank, world_size=world)
+                except RuntimeError as e:  # torch's rendezvous and backend failures
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise DistributedError(f"rank {rank} of {world} cannot join the process group "
+                                           f"({first[:200]})") from None
         return cls(rank, world, dev)
 
     def broadcast_module_(self, module: nn.Module) -> None:

@@ -1,16 +1,18 @@
-"""EMA of the supernet's weights (spec 4.5: timm ModelEma, decay 0.99985, updated every step; evaluation uses it)."""
+"""EMA of the supernet's weights (official `train_eval_supernet.py`: timm ModelEma, decay 0.99985, updated every step;
+evaluation uses it, official `util/checkpoint.py`)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-EMA_DECAY = 0.99985  # spec 4.5
+EMA_DECAY = 0.99985  # official `train_eval_supernet.py`
 
-MultiAvgFn = Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]
+TensorList = tuple[torch.Tensor, ...] | list[torch.Tensor]  # what AveragedModel passes (torch's `PARAM_LIST`)
+MultiAvgFn = Callable[[TensorList, TensorList, torch.Tensor | int], None]
 
 
 def ema_or_copy(decay: float) -> MultiAvgFn:
@@ -19,11 +21,11 @@ def ema_or_copy(decay: float) -> MultiAvgFn:
     ema = get_ema_multi_avg_fn(decay)
 
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+    def update(averaged: TensorList, current: TensorList, n_averaged: torch.Tensor | int) -> None:
         if averaged[0].is_floating_point():
             ema(averaged, current, n_averaged)
         else:
-            for a, c in zip(averaged, current):
+            for a, c in zip(averaged, current, strict=True):
                 a.copy_(c)
 
     return update

@@ -1,7 +1,7 @@
-"""The subnet accuracy oracle (spec 4.7, pitfall 10): EMA weights, BN recalibration, top-1.
+"""The subnet accuracy oracle (official `process.py`, `eval_one_subnet`): EMA weights, BN recalibration, top-1.
 
 `SubnetEvaluator` reads a checkpoint once and then evaluates any number of archs: per arch, one BN recalibration
-(running statistics reset, then a cumulative average over a fixed, seeded set of training batches: spec 4.7's
+(running statistics reset, then a cumulative average over a fixed, seeded set of training batches: the official
 129 batches of 96) and one batched pass over the evaluation split. The data, seed and validation fraction default to
 the ones the checkpoint was trained with, so "val" is the same held-out set the training never saw. Calibration uses
 the fixed crops without augmentation or mixup (see `data`).
@@ -9,18 +9,19 @@ the fixed crops without augmentation or mixup (see `data`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 
 from ..arch import Arch
-from ..checkpoint import FORMAT, CheckpointError, SupernetWeights, read_checkpoint, supernet_weights
+from ..checkpoint import Checkpoint, CheckpointError, SupernetWeights, read_checkpoint
 from ..flops import arch_mflops
 from ..model import ElasticViTSupernet
-from ..space import SearchSpace, get_space
-from .data import Batch, ImageData, iterate_batches, open_split
+from ..space import SearchSpace
+from .data import Batch, DataError, ImageData, iterate_batches, open_split
 from .optim import BATCH_PER_GPU
 from .recalibrate import RECALIBRATION_BATCHES, recalibrate_subnet
 
@@ -71,30 +72,17 @@ class LoadedSupernet:
                           float(self.run.get("val_fraction", 0.1)))
 
 
-def load_supernet(path: str | Path, space: SearchSpace | None = None, prefer_ema: bool = True) -> LoadedSupernet:
-    """Read `path` once (our checkpoint, or an official one given its `space`) into a supernet: the EMA weights when
-    present and `prefer_ema`, else the raw ones. Raises `CheckpointError`."""
-    return supernet_from_checkpoint(read_checkpoint(path), path, space, prefer_ema)
-
-
-def supernet_from_checkpoint(raw: dict[str, Any], path: str | Path, space: SearchSpace | None = None,
-                             prefer_ema: bool = True) -> LoadedSupernet:
-    """`load_supernet` for a checkpoint already read from `path`."""
-    if space is None:
-        if raw.get("format") != FORMAT:
-            raise CheckpointError(f"{path}: not our checkpoint format, so name its search space")
-        try:
-            space = get_space(str(raw.get("space")))
-        except KeyError as e:
-            raise CheckpointError(f"{path}: {e.args[0]}") from None
-    with torch.device("meta"):
-        expected = ElasticViTSupernet(space).state_dict()
-    weights = supernet_weights(raw, path, space, expected, prefer_ema)
-    trainer = raw.get("trainer") if isinstance(raw.get("trainer"), dict) else {}
-    run = trainer.get("config", {}) if isinstance(trainer.get("config"), dict) else {}
+def load_supernet(checkpoint: str | Path | Checkpoint, space: SearchSpace | None = None,
+                  prefer_ema: bool = True) -> LoadedSupernet:
+    """A supernet with the weights of `checkpoint` (a path, read once, or a `Checkpoint` already read): ours, or an
+    official one given its `space`; the EMA weights when present and `prefer_ema`, else the raw ones. Raises
+    `CheckpointError`."""
+    ck = checkpoint if isinstance(checkpoint, Checkpoint) else read_checkpoint(checkpoint)
+    space = ck.space(space)
+    weights = ck.weights(space, prefer_ema)
     net = ElasticViTSupernet(space)
     net.load_state_dict(weights.state_dict)
-    return LoadedSupernet(net, weights, run)
+    return LoadedSupernet(net, weights, ck.run_config)
 
 
 class SubnetEvaluator:
@@ -104,7 +92,7 @@ class SubnetEvaluator:
                  calib_batches: int = RECALIBRATION_BATCHES, calib_batch_size: int = BATCH_PER_GPU,
                  batch_size: int = 256, seed: int = 0, workers: int = 0, device: torch.device | str = "cpu"):
         if train_set.num_classes != supernet.space.num_classes or eval_set.num_classes != supernet.space.num_classes:
-            raise ValueError(f"the data has {eval_set.num_classes} classes, space {supernet.space.name} has "
+            raise DataError(f"the data has {eval_set.num_classes} classes, space {supernet.space.name} has "
                              f"{supernet.space.num_classes}")
         self.device = torch.device(device)
         self.supernet = supernet.to(self.device).eval()
@@ -126,7 +114,7 @@ class SubnetEvaluator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, data: str | None = None, split: str = "val",
-                        space: SearchSpace | None = None, prefer_ema: bool = True, **options: Any) -> "SubnetEvaluator":
+                        space: SearchSpace | None = None, prefer_ema: bool = True, **options: Any) -> SubnetEvaluator:
         """Read `path` once (our checkpoint, or an official one given its `space`) and open the data: `data`, or the
         training run's; the split is made with the run's seed and val_fraction."""
         loaded = load_supernet(path, space, prefer_ema)

@@ -1,4 +1,5 @@
-"""Hierarchical smallest subnets (HSS, spec 4.2): the paper's three min subnets and the level -> min mapping.
+"""Hierarchical smallest subnets (HSS): the paper's three min subnets and the level -> min mapping (official
+`models/model.py`, `select_min_arch`; `configs/final_3min_space.yaml`, `min_archs`).
 
 The tiny demo space has its own set (`TINY_HSS`), built the same way at the same relative positions.
 
@@ -10,11 +11,13 @@ level above every key. With keys 200/400/800 and window 20 that gives levels 100
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from ..arch import Arch, CNNStageConfig, StemConfig, TransformerStageConfig
+from ..arch import Arch, ArchError, CNNStageConfig, StemConfig, TransformerStageConfig
 from ..arch_spec import resolve_arch
 from ..space import SearchSpace
+from .train_config import ConfigError
 
 HSSSet = tuple[tuple[float, Arch], ...]
 
@@ -22,12 +25,12 @@ HSSSet = tuple[tuple[float, Arch], ...]
 def _elasticvit_arch(res: int, widths: Sequence[int], depths: Sequence[int], mlp: Sequence[int]) -> Arch:
     """An ElasticViT-space arch with e = 3, k = 3 everywhere and v = 2 (the form of every paper HSS)."""
     stem = StemConfig(widths[0], depths[0], 3)
-    cnn = tuple(CNNStageConfig(w, d, 3, 3) for w, d in zip(widths[1:3], depths[1:3]))
-    trans = tuple(TransformerStageConfig(w, d, m, 2) for w, d, m in zip(widths[3:], depths[3:], mlp))
+    cnn = tuple(CNNStageConfig(w, d, 3, 3) for w, d in zip(widths[1:3], depths[1:3], strict=True))
+    trans = tuple(TransformerStageConfig(w, d, m, 2) for w, d, m in zip(widths[3:], depths[3:], mlp, strict=True))
     return Arch(res, widths[0], stem, cnn + trans)
 
 
-#: The paper's HSS set for the ElasticViT space (yaml `min_archs`, spec 4.2): 37.37, 159.92 and 288.81 MFLOPs.
+#: The paper's HSS set for the ElasticViT space (official yaml `min_archs`): 37.37, 159.92 and 288.81 MFLOPs.
 ELASTICVIT_HSS: HSSSet = (
     (200.0, _elasticvit_arch(128, (16, 16, 16, 48, 80, 144, 160), (1, 2, 2, 1, 1, 1, 1), (2, 2, 2, 2))),
     (400.0, _elasticvit_arch(176, (16, 24, 32, 48, 96, 176, 224), (1, 3, 3, 2, 2, 2, 2), (2, 3, 2, 2))),
@@ -70,12 +73,15 @@ TINY_HSS: HSSSet = (
 )
 
 
-def parse_hss(value: Any, space: SearchSpace) -> HSSSet:
+def parse_hss(value: Any, space: SearchSpace, where: str = "hss") -> HSSSet:
     """An HSS set from configuration: a list of ``[key, arch]`` pairs (or ``{key = .., arch = ..}`` tables), each
-    arch as `resolve_arch` reads it ("min", an arch JSON file, or the arch itself). Raises ValueError naming the bad
-    entry."""
+    arch as `resolve_arch` reads it ("min", an arch JSON file, or the arch itself). Raises `ConfigError` naming
+    `where` and the bad entry."""
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(f"{where}: {problem}")
+
     if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"hss must be a non-empty list of [key MFLOPs, arch] pairs, got {value!r}")
+        raise bad(f"hss must be a non-empty list of [key MFLOPs, arch] pairs, got {value!r}")
     pairs = []
     for entry in value:
         if isinstance(entry, dict) and set(entry) == {"key", "arch"}:
@@ -83,13 +89,13 @@ def parse_hss(value: Any, space: SearchSpace) -> HSSSet:
         elif isinstance(entry, (list, tuple)) and len(entry) == 2:
             key, spec = entry
         else:
-            raise ValueError(f"an hss entry is [key MFLOPs, arch] or {{key = .., arch = ..}}, got {entry!r}")
+            raise bad(f"an hss entry is [key MFLOPs, arch] or {{key = .., arch = ..}}, got {entry!r}")
         if isinstance(key, bool) or not isinstance(key, (int, float)) or not key > 0:
-            raise ValueError(f"hss key must be a positive number of MFLOPs, got {key!r}")
+            raise bad(f"hss key must be a positive number of MFLOPs, got {key!r}")
         try:
             pairs.append((float(key), resolve_arch(spec, space)))
-        except ValueError as e:
-            raise ValueError(f"hss arch {spec if isinstance(spec, str) else 'entry'}: {e}") from None
+        except ArchError as e:
+            raise bad(f"hss arch {spec if isinstance(spec, str) else 'entry'}: {e}") from None
     if len({k for k, _ in pairs}) != len(pairs):
-        raise ValueError(f"hss keys must be distinct, got {[k for k, _ in pairs]}")
+        raise bad(f"hss keys must be distinct, got {[k for k, _ in pairs]}")
     return tuple(sorted(pairs, key=lambda kv: kv[0]))

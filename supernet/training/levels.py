@@ -1,4 +1,4 @@
-"""The adjacent-step walk over complexity levels (spec 4.1).
+"""The adjacent-step walk over complexity levels (the paper's complexity-aware sampling; official `process.py`).
 
 Every training step the level index moves by -1, 0 or +1, drawn uniformly from {-1, 0, +1} at an interior level,
 from {0, 0, +1} at the lowest and from {-1, 0, 0} at the top, so the walk stays put with probability 2/3 at the

@@ -1,4 +1,4 @@
-"""Losses of supernet training (spec 4.4).
+"""Losses of supernet training (official `process.py`, `util/loss_ops.py`).
 
 - Uniform subnets: soft-target cross-entropy (`distillation_loss`) against the teachers' T = 0.2 ensemble
   (`ensemble_targets`); no label term when teachers are used.
@@ -9,19 +9,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-TEACHER_TEMPERATURE = 0.2  # spec 4.4: softmax(t / 0.2), NASViT's `temp = 5.` multiplier
-ALPHA_MIN, ALPHA_MAX, IW_CLIP = -1.0, 1.0, 5.0  # spec 4.4: AdaptiveLossSoft(-1, 1, 5)
-LABEL_SMOOTHING = 0.1  # spec 4.4 / 4.6
+TEACHER_TEMPERATURE = 0.2  # official `process.py`: softmax(t / 0.2), NASViT's `temp = 5.` multiplier
+ALPHA_MIN, ALPHA_MAX, IW_CLIP = -1.0, 1.0, 5.0  # official `util/loss_ops.py`: AdaptiveLossSoft(-1, 1, 5)
+LABEL_SMOOTHING = 0.1  # official `util/config.py`
 
 
 @torch.no_grad()
 def ensemble_targets(logits: Sequence[torch.Tensor], temperature: float = TEACHER_TEMPERATURE) -> torch.Tensor:
-    """Soft targets: the mean over `logits` of softmax(l / T) in float32, detached (spec 4.4).
+    """Soft targets: the mean over `logits` of softmax(l / T) in float32, detached.
 
     Two teachers give 0.5 softmax(t1 / 0.2) + 0.5 softmax(t2 / 0.2), one teacher softmax(t / 0.2); the min subnet's
     target is the 3 uniform subnets' logits with T = 1.
@@ -35,7 +35,7 @@ def distillation_loss(student_logits: torch.Tensor, target_probs: torch.Tensor) 
 
 
 def label_loss(logits: torch.Tensor, targets: torch.Tensor, smoothing: float = LABEL_SMOOTHING) -> torch.Tensor:
-    """Label cross-entropy for training without teachers (official `criterion`, spec 4.4).
+    """Label cross-entropy for training without teachers (official `train_eval_supernet.py`, `criterion`).
 
     Integer labels get label smoothing (timm LabelSmoothingCrossEntropy); float targets are mixup's soft targets,
     already smoothed, used as given (SoftTargetCrossEntropyNoneSoftmax).

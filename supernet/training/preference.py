@@ -1,4 +1,4 @@
-"""The path-preference rule of exploration (spec 4.3, official `_importance_comparison`).
+"""The path-preference rule of exploration (official `models/model.py`, `_importance_comparison`).
 
 For a candidate and an anchor subnet, ``diff = FLOPs(own depths, anchor's transformer widths) -
 FLOPs(own transformer widths, anchor's depths)``, where only the transformer stages take the anchor's values (CNN
@@ -9,7 +9,7 @@ their FLOPs are counted, with the official counter.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

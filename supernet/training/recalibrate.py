@@ -1,9 +1,9 @@
-"""BN recalibration of a subnet before it is evaluated (spec 4.7, `bn_cal`)."""
+"""BN recalibration of a subnet before it is evaluated (official `process.py`, `bn_cal`)."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
@@ -12,12 +12,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from ..arch import Arch
 from ..model import ElasticViTSupernet
 
-RECALIBRATION_BATCHES = 129  # spec 4.7: loop bound 64 x floor(256 / 96) = 128, and `batch_idx > 128` breaks at 129
+RECALIBRATION_BATCHES = 129  # official `bn_cal`: loop bound 64 x floor(256 / 96) = 128, `batch_idx > 128` breaks at 129
 
 
 @torch.no_grad()
 def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], num_batches: int | None = None) -> nn.Module:
-    """Recompute every BatchNorm's running statistics as the cumulative average over `batches` (spec 4.7).
+    """Recompute every BatchNorm's running statistics as the cumulative average over `batches`.
 
     As the official `bn_cal`: the model in eval mode, every BN reset, in train mode with momentum None (cumulative
     average), then forward passes without gradients on the (at most `num_batches`) batches — training augmentation and
@@ -33,7 +33,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], num_batche
         m.train()
     for x in itertools.islice(batches, num_batches):
         model(x)
-    for m, momentum in zip(norms, momenta):
+    for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     return model.eval()
 

@@ -1,4 +1,5 @@
-"""Sampling strategies by name."""
+"""Sampling strategies by name. A new strategy is a module of `supernet.training.samplers`, its test, and its line
+in `SAMPLERS` (or `register_sampler`); the contract tests run every registered strategy."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def sampler_names() -> list[str]:
 
 
 def get_sampler(name: str, space: SearchSpace, config: SamplerConfig | None = None, seed: int = 0) -> SubnetSampler:
-    """A new sampler of strategy `name` (config defaults to `default_config(space)`)."""
+    """A new sampler of strategy `name` (config defaults to `default_config(space)`); KeyError naming the known
+    strategies for an unknown name."""
     try:
         cls = SAMPLERS[name]
     except KeyError:

@@ -1,4 +1,4 @@
-"""Python, NumPy and torch RNG states as checkpointable values (spec 4.1: exact resume needs every generator).
+"""Python, NumPy and torch RNG states as checkpointable values (exact resume needs every generator).
 
 The states are plain tuples, lists and tensors, so a checkpoint holding them still loads with ``weights_only=True``.
 """
@@ -14,7 +14,9 @@ import torch
 
 def rng_state() -> dict[str, Any]:
     """This process's generator states (CUDA ones too when CUDA is in use)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple)  # the global RandomState is an MT19937, whose legacy state is this 5-tuple
+    name, keys, pos, has_gauss, cached = legacy
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     return {"python": random.getstate(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
             "torch": torch.get_rng_state(), "cuda": cuda}

@@ -1,4 +1,4 @@
-"""The sub-space that dominates an HSS min subnet, where level-C subnets are drawn (spec 4.1, official
+"""The sub-space that dominates an HSS min subnet, where level-C subnets are drawn (official `util/subnet.py`,
 `parse_supernet_configs`).
 
 A subnet belongs to it when: resolution >= the min's; first-conv (= stem) width and stem depth >= the min's; every
@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..arch import Arch
+from ..arch import Arch, CNNStageConfig, TransformerStageConfig
 from ..flops import arch_mflops
 from ..sampling import archs, sample_in_window
 from ..space import CNNStageSpace, SearchSpace, StageSpace
@@ -34,16 +34,17 @@ def _at_least(choices: tuple[int, ...], bound: int) -> tuple[int, ...]:
 def dominating_subspace(space: SearchSpace, hss: Arch) -> SearchSpace:
     """`space` restricted to the subnets that dominate `hss` (see the module docstring)."""
     check_arch(hss, space)
-    min_e = min((s.expansion for s in hss.stages if not s.is_transformer), default=0)
-    min_mlp = min((s.mlp_ratio for s in hss.stages if s.is_transformer), default=0)
+    min_e = min((s.expansion for s in hss.stages if isinstance(s, CNNStageConfig)), default=0)
+    min_mlp = min((s.mlp_ratio for s in hss.stages if isinstance(s, TransformerStageConfig)), default=0)
     stages: list[StageSpace] = []
-    for sp, cfg in zip(space.stages, hss.stages):
-        common = dict(widths=_at_least(sp.widths, cfg.width), depths=_at_least(sp.depths, cfg.depth))
+    for sp, cfg in zip(space.stages, hss.stages, strict=True):
+        widths, depths = _at_least(sp.widths, cfg.width), _at_least(sp.depths, cfg.depth)
         if isinstance(sp, CNNStageSpace):
-            stages.append(replace(sp, expansions=_at_least(sp.expansions, min_e), **common))
+            stages.append(replace(sp, widths=widths, depths=depths, expansions=_at_least(sp.expansions, min_e)))
         else:
-            stages.append(replace(sp, mlp_ratios=_at_least(sp.mlp_ratios, min_mlp),
-                                  v_scales=_at_least(sp.v_scales, cfg.v_scale), **common))  # type: ignore[attr-defined]
+            assert isinstance(cfg, TransformerStageConfig)  # check_arch above matched every stage's kind
+            stages.append(replace(sp, widths=widths, depths=depths, mlp_ratios=_at_least(sp.mlp_ratios, min_mlp),
+                                  v_scales=_at_least(sp.v_scales, cfg.v_scale)))
     name = f"{space.name} (subnets dominating the {arch_mflops(hss, space):.2f}-MFLOPs HSS min)"
     return replace(space, name=name,
                    resolutions=_at_least(space.resolutions, hss.resolution),

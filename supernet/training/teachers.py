@@ -1,4 +1,5 @@
-"""Teachers for distillation (spec 4.4): a subnet of one of our supernet checkpoints, or, opted in, any pickled module.
+"""Teachers for distillation (official `process.py`): a subnet of one of our supernet checkpoints, or, opted in, any
+pickled module.
 
 The paper uses two timm swsl-ResNeXt101 teachers; those weights cannot be fetched here, so the user names the
 teacher(s):
@@ -21,15 +22,16 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..arch import Arch
+from ..arch import Arch, ArchError
 from ..arch_spec import resolve_arch
-from ..checkpoint import FORMAT, CheckpointError, read_checkpoint
+from ..checkpoint import Checkpoint, CheckpointError, read_checkpoint
+from ..errors import BadInput
 from ..space import SearchSpace
 from ..trusted_load import load_pickled_module
-from .evaluate import supernet_from_checkpoint
+from .evaluate import load_supernet
 
 
-class TeacherError(ValueError):
+class TeacherError(BadInput):
     """A teacher that cannot be loaded or does not fit the data; the message names the file."""
 
 
@@ -37,13 +39,13 @@ def teacher_arch(spec: str, space: SearchSpace) -> Arch:
     """ "max", "min" or an arch JSON file (canonical object or official list) of `space`."""
     try:
         return resolve_arch(spec, space)
-    except ValueError as e:
+    except ArchError as e:
         raise TeacherError(f"teacher arch {spec}: {e}") from None
 
 
-def _supernet_teacher(path: Path, data: dict[str, Any], arch_spec: str) -> nn.Module:
+def _supernet_teacher(checkpoint: Checkpoint, arch_spec: str) -> nn.Module:
     try:
-        net = supernet_from_checkpoint(data, path).supernet
+        net = load_supernet(checkpoint).supernet
     except CheckpointError as e:
         raise TeacherError(f"teacher {e}") from None
     return net.extract(teacher_arch(arch_spec, net.space))
@@ -70,16 +72,16 @@ def load_teacher(spec: str | dict[str, Any], device: torch.device) -> nn.Module:
     if not path.is_file():
         raise TeacherError(f"teacher {path}: no such file")
     try:
-        data: Any = read_checkpoint(path)
+        checkpoint: Checkpoint | None = read_checkpoint(path)
     except CheckpointError:
-        data = None  # not loadable with weights_only (e.g. a pickled module)
-    found = "is not" if data is None else "holds a state dict, not"
-    if isinstance(data, dict) and data.get("format") == FORMAT:
-        module = _supernet_teacher(path, data, entry.get("arch", "max"))
+        checkpoint = None  # not loadable with weights_only (e.g. a pickled module)
+    found = "is not" if checkpoint is None else "holds a state dict, not"
+    if checkpoint is not None and checkpoint.is_ours:
+        module = _supernet_teacher(checkpoint, entry.get("arch", "max"))
     elif "arch" in entry:
         raise TeacherError(f"teacher {path} {found} an elasticvit-deploy checkpoint, which a teacher with arch "
                            "must be (a supernet checkpoint written by elasticvit-deploy train)")
-    elif data is not None:
+    elif checkpoint is not None:
         raise TeacherError(f"teacher {path} {found} an elasticvit-deploy checkpoint or a whole module (save the "
                            "whole module with torch.save(model, path))")
     elif entry.get("trust_pickle") is True:

@@ -1,28 +1,35 @@
-"""The supernet training configuration (spec 4.4-4.6): one dataclass, paper values by default, read from TOML or YAML
+"""The supernet training configuration (official `configs/final_3min_space.yaml`, `train_eval_supernet.py`): one
+dataclass, paper values by default, read from TOML or YAML (a file, or one shipped in the package: `shipped_configs`)
 and overridden with dotted ``key=value`` pairs.
 
-Rates are given before linear scaling (the trainer applies lr x world_size x batch_size / 512, spec 4.5). Epoch
-counts define the warm-up + cosine schedule (stepped every optimizer step, see `Trainer`); `steps` only stops the run
-early. `sampler_options` overrides fields of the sampler's `SamplerConfig` (levels, window, bank sizes, q0, ...).
+Rates are given before linear scaling (the trainer applies lr x world_size x batch_size / 512, as the official code).
+Epoch counts define the warm-up + cosine schedule (stepped every optimizer step, see `Trainer`); `steps` only stops
+the run early. `sampler_options` overrides fields of the sampler's `SamplerConfig` (levels, window, bank sizes, q0,
+...).
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
+from ..errors import BadInput
 from .ema import EMA_DECAY
 from .optim import AGC_CLIP_FACTOR, BATCH_PER_GPU, EPOCHS, LR, MIN_LR, WARMUP_EPOCHS, WARMUP_LR, WEIGHT_DECAY
 
+#: The training configurations shipped in the package (package data: supernet/training/configs/*.toml).
+_CONFIGS = files("supernet.training") / "configs"
 #: Keys a resumed run may change: they decide when to stop and what to write, never the numbers of a step.
 RESUME_MUTABLE = ("steps", "output_dir", "save_every", "log_every", "tensorboard", "workers")
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput):
     """A configuration that cannot be used; the message names the key and what is wrong."""
 
 
@@ -70,7 +77,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         """Validate keys, types and ranges; `ConfigError` names the first problem."""
         known = {f.name: f for f in fields(cls)}
         for key in data:
@@ -160,20 +167,37 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             pass
     if not isinstance(value, ok) or (isinstance(value, bool) and ann != "bool"):
         raise ConfigError(f"{name} must be {what}, got {value!r}")
-    return float(value) if ann == "float" else value
+    if ann == "float":
+        assert isinstance(value, (int, float))  # checked against _TYPES["float"] just above
+        return float(value)
+    return value
+
+
+def shipped_configs() -> list[str]:
+    """The names of the training configurations shipped in the package (``--config NAME``)."""
+    return sorted(f.name.removesuffix(".toml") for f in _CONFIGS.iterdir() if f.name.endswith(".toml"))
+
+
+def shipped_config(name: str) -> str | None:
+    """The text of the shipped configuration `name` (with or without ``.toml``), or None."""
+    stem = name.removesuffix(".toml")
+    return (_CONFIGS / f"{stem}.toml").read_text(encoding="utf-8") if stem in shipped_configs() else None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The mapping in a .toml, .yaml or .yml file; `ConfigError` for a missing or malformed file."""
+    """The mapping in a .toml, .yaml or .yml file, or in the shipped configuration of that name
+    (`shipped_configs`); `ConfigError` for a missing or malformed file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
-    suffix = path.suffix.lower()
+    shipped = None if path.is_file() or len(path.parts) != 1 else shipped_config(path.name)
+    if not path.is_file() and shipped is None:
+        raise ConfigError(f"{path}: no such config file (shipped configs: {', '.join(shipped_configs())})")
+    suffix = ".toml" if shipped is not None else path.suffix.lower()
     try:
+        text = shipped if shipped is not None else path.read_text(encoding="utf-8")
         if suffix == ".toml":
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yaml.safe_load(text) or {}
         else:
             raise ConfigError(f"{path}: config files end in .toml, .yaml or .yml")
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:

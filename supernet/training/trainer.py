@@ -1,9 +1,9 @@
 """The supernet training loop (the paper's recipe): one `Trainer`, driven step by step or to the end by `fit`.
 
-A step (spec 4.1, 4.4, 4.5):
+A step (as the official `process.py` runs one):
 
-1. at the first batch of an epoch, every memory bank is re-scored on that batch (spec 4.3); at the quarter-epoch
-   steps the step's level bank is re-scored too when the step explores;
+1. at the first batch of an epoch, the sampler re-scores its memory banks on that batch (`rescore_banks`; official
+   `bank_loss_update`); at the quarter-epoch steps the step's level bank is re-scored too when the step explores;
 2. the sampler plans the step's subnets (`sample(step, epoch)`, identical on every rank);
 3. each subnet runs forward and backward on the batch, gradients accumulating: max and uniform subnets learn from the
    teachers' T = 0.2 ensemble (`distillation_loss`), or, with no teacher, from the labels (label-smoothed CE); min
@@ -22,21 +22,22 @@ and the sampler (seeded by step), so a run resumed from a checkpoint repeats the
 
 from __future__ import annotations
 
-import dataclasses
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..checkpoint import CheckpointError, check_header, read_checkpoint, save_checkpoint
+from ..arch import Arch, ArchError
+from ..checkpoint import Checkpoint, CheckpointError, read_checkpoint, save_checkpoint
+from ..documents import DocumentError, header
 from ..model import ElasticViTSupernet
-from ..space import SearchSpace, get_space
-from .config import SamplerConfig, default_config
-from .hss import parse_hss
+from ..space import get_space
+from .config import sampler_config
 from .data import Batch, epoch_indices, iterate_batches, open_split
 from .distributed import DistContext
 from .ema import create_ema
@@ -46,12 +47,28 @@ from .optim import adaptive_clip_grad_, build_optimizer, build_scheduler, scale_
 from .plan import StepPlan
 from .registry import get_sampler
 from .rng import rng_state, set_rng_state
-from .samplers import ElasticViTSampler, SubnetSampler
+from .samplers import SubnetSampler
 from .teachers import load_teacher, teacher_logits
 from .train_config import RESUME_MUTABLE, ConfigError, TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
+SUMMARY_KIND, SUMMARY_VERSION = "training-run", 1  # the header of `RunSummary.to_dict` (train --json)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What `Trainer.fit` did: the steps reached, the last step's loss (None when nothing was left to do), and where
+    the checkpoint and the metrics are."""
+
+    steps: int
+    loss: float | None
+    checkpoint: str
+    metrics: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**header(SUMMARY_KIND, SUMMARY_VERSION), "steps": self.steps, "loss": self.loss,
+                "checkpoint": self.checkpoint, "metrics": self.metrics}
 
 
 @dataclass(frozen=True)
@@ -69,44 +86,11 @@ class StepResult:
         return sum(self.losses)
 
 
-def sampler_config(space: SearchSpace, options: dict[str, Any]) -> SamplerConfig:
-    """The space's default sampler configuration with `options` (any `SamplerConfig` field) applied; `ConfigError`
-    names an unknown key or a value of the wrong type. `hss` is a list of [key MFLOPs, arch] pairs (`parse_hss`)."""
-    defaults = default_config(space)
-    known = [f.name for f in dataclasses.fields(SamplerConfig)]
-    values: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in known:
-            raise ConfigError(f"unknown sampler_options key {key!r} (known: {', '.join(known)})")
-        if key == "hss":
-            try:
-                values[key] = parse_hss(value, space)
-            except ValueError as e:
-                raise ConfigError(f"sampler_options.hss: {e}") from None
-            continue
-        values[key] = _option_value(key, value, getattr(defaults, key))
-    return dataclasses.replace(defaults, **values)
-
-
-def _option_value(key: str, value: Any, default: Any) -> Any:
-    """`value` as the type of `default` (int, float, or a tuple of floats), or `ConfigError`."""
-    def number(x: Any, integer: bool) -> bool:
-        return not isinstance(x, bool) and isinstance(x, int if integer else (int, float))
-
-    if isinstance(default, tuple):
-        if isinstance(value, (list, tuple)) and all(number(x, False) for x in value):
-            return tuple(float(x) for x in value)
-        raise ConfigError(f"sampler_options.{key} must be a list of numbers, got {value!r}")
-    if number(value, isinstance(default, int)):
-        return value if isinstance(default, int) else float(value)
-    kind = "an integer" if isinstance(default, int) else "a number"
-    raise ConfigError(f"sampler_options.{key} must be {kind}, got {value!r}")
-
-
 class Trainer:
     """Supernet training for one `TrainConfig`, optionally resumed from a checkpoint, on one rank of `dist`."""
 
-    def __init__(self, config: TrainConfig, resume: str | Path | None = None, dist: DistContext | None = None):
+    def __init__(self, config: TrainConfig, resume: str | Path | Checkpoint | None = None,
+                 dist: DistContext | None = None):
         self.config = config
         self.output_dir = Path(config.output_dir)
         if resume is None and (self.output_dir / CHECKPOINT_NAME).exists():
@@ -130,7 +114,7 @@ class Trainer:
         options = sampler_config(self.space, config.sampler_options)
         try:
             self.sampler: SubnetSampler = get_sampler(config.sampler, self.space, options, config.seed)
-        except (KeyError, ValueError) as e:
+        except (KeyError, ConfigError) as e:
             raise ConfigError(f"sampler: {e.args[0]}") from None
         torch.manual_seed(config.seed)
         self.model = ElasticViTSupernet(self.space).to(self.dist.device)
@@ -146,7 +130,7 @@ class Trainer:
         self.step = 0
         self._batches: tuple[int, int, Iterator[Batch]] | None = None  # (epoch, next batch index, iterator)
         if resume is not None:
-            self._resume(Path(resume))
+            self._resume(resume if isinstance(resume, Checkpoint) else read_checkpoint(resume))
         self.metrics: MetricsLog | None = None
         if self.dist.is_main:
             self.metrics = MetricsLog(self.output_dir / METRICS_NAME, self.step,
@@ -167,8 +151,9 @@ class Trainer:
         losses, ces = self._accumulate(plan, x, y)
         scalars = torch.stack(losses + ces)
         params = [p for p in self.model.parameters() if p.grad is not None]
+        grads = [g for g in (p.grad for p in params) if g is not None]
         stats = [b for b in self.model.buffers() if b.is_floating_point()]
-        self.dist.average_([p.grad for p in params] + stats + [scalars])  # type: ignore[misc]
+        self.dist.average_(grads + stats + [scalars])
         adaptive_clip_grad_(params, self.config.agc_clip)
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
@@ -176,7 +161,7 @@ class Trainer:
         self.ema.update_parameters(self.model)
         values = scalars.tolist()
         feedback: list[float | None] = [None] * len(plan.subnets)
-        for i, ce in zip(plan.feedback, values[len(losses):]):
+        for i, ce in zip(plan.feedback, values[len(losses):], strict=True):
             feedback[i] = ce
         self.sampler.observe(plan, feedback)
         self.step += 1
@@ -230,29 +215,28 @@ class Trainer:
             raise ValueError(f"step {plan.step}: a min subnet needs a max or uniform subnet in the same step")
         return ensemble_targets(refs, temperature=1.0)
 
-    @torch.no_grad()
     def _rescore_banks(self, level_indices: Sequence[int], x: torch.Tensor, y: torch.Tensor) -> None:
-        """Re-score the banks of `level_indices` with their archs' CE on this batch, averaged over ranks (official
-        `bank_loss_update`: train-mode forward passes without gradients)."""
-        if not isinstance(self.sampler, ElasticViTSampler):
-            return
-        jobs = [(i, a) for i in level_indices for a in self.sampler.bank_archs(i)]
-        if not jobs:
-            return
-        self.model.train()
-        ces = []
-        for _, arch in jobs:
-            self.model.set_active(arch)
-            ces.append(F.cross_entropy(self.model(x), y))
-        values = torch.stack(ces)
-        self.dist.average_([values])
-        for i in level_indices:
-            self.sampler.rescore(i, [v for (j, _), v in zip(jobs, values.tolist()) if j == i])
+        """Let the sampler re-score its banks of `level_indices` on this batch (`SubnetSampler.rescore_banks`)."""
+
+        @torch.no_grad()
+        def score(archs: Sequence[Arch]) -> list[float]:
+            """Each arch's CE on this batch, averaged over ranks (official `bank_loss_update`: train-mode forward
+            passes without gradients)."""
+            self.model.train()
+            ces = []
+            for arch in archs:
+                self.model.set_active(arch)
+                ces.append(F.cross_entropy(self.model(x), y))
+            values = torch.stack(ces)
+            self.dist.average_([values])
+            return values.tolist()
+
+        self.sampler.rescore_banks(level_indices, score)
 
     # ----- the whole run ----------------------------------------------------------------------------------------
-    def fit(self, progress: bool = False) -> dict[str, Any]:
+    def fit(self, progress: bool = False) -> RunSummary:
         """Train until `total_steps`, logging every `log_every` steps, checkpointing every `save_every` steps and at
-        the end. Returns a summary (steps, last loss, checkpoint and metrics paths)."""
+        the end."""
         bar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
                    disable=not (progress and self.dist.is_main))
         window: list[StepResult] = []
@@ -276,8 +260,8 @@ class Trainer:
             bar.close()
             if self.metrics is not None:
                 self.metrics.close()
-        return {"steps": self.step, "loss": last.loss if last else None,
-                "checkpoint": str(self.output_dir / CHECKPOINT_NAME), "metrics": str(self.output_dir / METRICS_NAME)}
+        return RunSummary(self.step, last.loss if last else None, str(self.output_dir / CHECKPOINT_NAME),
+                          str(self.output_dir / METRICS_NAME))
 
     def _log(self, last: StepResult, window: list[StepResult]) -> None:
         if self.metrics is None:
@@ -303,14 +287,12 @@ class Trainer:
         self.dist.barrier()
         return path
 
-    def _resume(self, path: Path) -> None:
+    def _resume(self, checkpoint: Checkpoint) -> None:
         """Restore everything `save` wrote; `CheckpointError` for a corrupt, foreign or mismatched checkpoint."""
-        data = read_checkpoint(path)
-        check_header(data, path, self.space, fix="resume it with space = {space}")
-        state = data.get("trainer")
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{path}: holds supernet weights but no training state, so it cannot be resumed")
-        stored, current = state.get("config", {}), self.config.to_dict()
+        path = checkpoint.path
+        checkpoint.check(self.space, fix="resume it with space = {space}")
+        state = checkpoint.training_state()
+        stored, current = state["config"], self.config.to_dict()
         for key, value in current.items():
             if key not in RESUME_MUTABLE and stored.get(key) != value:
                 raise CheckpointError(f"{path}: the run was trained with {key} = {stored.get(key)!r}, this one has "
@@ -318,6 +300,7 @@ class Trainer:
         if state.get("world_size") != self.dist.world_size:
             raise CheckpointError(f"{path}: the run was trained on {state.get('world_size')} processes; resume it on "
                                   f"as many (data sharding and LR scaling depend on it)")
+        data = checkpoint.entries
         try:
             self.model.load_state_dict(data["model"])
             self.ema.module.load_state_dict(data["ema"])
@@ -327,7 +310,6 @@ class Trainer:
             self.sampler.load_state_dict(state["sampler"])
             set_rng_state(state["rng"])
             self.step = int(state["step"])
-        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
+        except (DocumentError, ArchError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"{path}: damaged training state ({first[:200]})") from None
-

@@ -1,4 +1,4 @@
-"""Which blocks to measure: the builder's sampling rule, shared by `predictor build` and the benchmarks.
+"""Which blocks to measure: the builder's selection rule, shared by `predictor build` and the benchmarks.
 
 Given the candidate blocks (every block the space can produce), a budget and a way to measure blocks:
 1. the budget is split over families in proportion to sqrt(family size) (small families such as the first conv

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import shorten
-from .export.quiet import native_output_captured
+from ..errors import shorten
+from .errors import ModelFileError
+from .quiet import native_output_captured
 
 TFLITE_IDENTIFIER = b"TFL3"
 
 
-class ModelFileCheckError(ValueError):
+class ModelFileCheckError(ModelFileError):
     """Not a usable .tflite file; the message names the file and what is wrong."""
 
 
