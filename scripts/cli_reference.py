@@ -31,22 +31,21 @@ status 2; work that fails exits with status 1.
 """
 
 
-def walk(command: click.Command, path: list[str]) -> Iterator[tuple[list[str], click.Command]]:
-    """Yield (path, command) for `command` and, if it is a group, every visible command below it, in name order
-    (hidden commands, such as old names kept as aliases, are left out)."""
-    yield path, command
+def walk(command: click.Command, path: list[str],
+         parent: click.Context | None = None) -> Iterator[tuple[list[str], click.Command, click.Context]]:
+    """Yield (path, command, context) for `command` and, if it is a group, every visible command below it, in
+    name order (hidden commands, such as old names kept as aliases, are left out). Each context is made as click
+    makes it on a real invocation: under its parent's, with the command's own context settings."""
+    ctx = click.Context(command, info_name=path[-1], parent=parent, **command.context_settings)
+    yield path, command, ctx
     if isinstance(command, click.Group):
         for name in visible(command):
-            yield from walk(command.commands[name], [*path, name])
+            yield from walk(command.commands[name], [*path, name], ctx)
 
 
 def visible(group: click.Group) -> list[str]:
     """The names of a group's commands that are not hidden, sorted."""
     return sorted(name for name, sub in group.commands.items() if not sub.hidden)
-
-
-def _context(path: list[str], command: click.Command) -> click.Context:
-    return click.Context(command, info_name=" ".join([PROG, *path[1:]]) if path else PROG)
 
 
 def help_text(command: click.Command) -> str:
@@ -68,13 +67,15 @@ def _cell(text: str) -> str:
 def options_table(command: click.Command, ctx: click.Context) -> str:
     """Arguments and options as a markdown table (option, what it does)."""
     rows = []
-    for param in command.get_params(ctx):
+    for param in command.params:  # the help option is added below from the context (click caches its own)
         if isinstance(param, click.Argument):
             rows.append((param.make_metavar(ctx), "argument" + (" (repeatable)" if param.nargs == -1 else "")))
             continue
         record = param.get_help_record(ctx)
         if record is not None:
             rows.append(record)
+    if command.add_help_option and ctx.help_option_names:
+        rows.append((", ".join(ctx.help_option_names), "Show this message and exit."))
     if not rows:
         return ""
     lines = ["| option | meaning |", "|---|---|"]
@@ -85,8 +86,7 @@ def options_table(command: click.Command, ctx: click.Context) -> str:
 def render(main: click.Command) -> str:
     """The whole reference as markdown."""
     sections = [INTRO]
-    for path, command in walk(main, [PROG]):
-        ctx = _context(path, command)
+    for path, command, ctx in walk(main, [PROG]):
         name = " ".join(path)
         pieces = command.collect_usage_pieces(ctx)
         usage = " ".join([name, *pieces])
