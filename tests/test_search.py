@@ -196,6 +196,8 @@ def test_cli_search_bad_input_is_one_line(tmp_path):
     for bad in ("0", "x", "30,30", ""):
         r = _cli("search", "--target", "pixel1", "--ms", bad)
         assert r.exit_code == 2 and r.stderr.startswith("error: --ms")
+    assert "'x' is not a comma list of budgets in ms (positive numbers)" in _cli("search", "--target", "pixel1",
+                                                                              "--ms", "x").stderr
     r = _cli("search", "--target", "pixel1", "--ms", "30", "--verify", "--out", tmp_path / "y",
              "--generations", "0", "--population", "8", "--parents", "4")
     assert r.exit_code == 2 and "farm add pixel1" in r.stderr and not (tmp_path / "y" / "state").exists()

@@ -28,14 +28,14 @@ from ..search.run import SearchRequest, SearchRun, Services
 T = TypeVar("T")
 
 
-def _split(value: str, what: str, cast: Callable[[str], T]) -> tuple[T, ...]:
+def _split(value: str, what: str, cast: Callable[[str], T], kind: str = "values") -> tuple[T, ...]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items:
         raise UserError(f"{what}: give at least one value")
     try:
         out = tuple(cast(v) for v in items)
     except ValueError:
-        raise UserError(f"{what}: {shorten(value)} is not a comma list of {cast.__name__} values") from None
+        raise UserError(f"{what}: {shorten(value)} is not a comma list of {kind}") from None
     if len(set(out)) != len(out):
         raise UserError(f"{what}: {shorten(value)} repeats a value")
     return out
@@ -132,7 +132,7 @@ def search_command(targets: str, budgets: str, checkpoint: str | None, data: str
     subnet of every TARGET x MS pair, and the accuracy-latency Pareto front per target. Deterministic for a seed;
     rerun with the same --out to resume (--fresh to start over)."""
     devices = _split(targets, "--target", str)
-    budget_list = _split(budgets, "--ms", _budget)
+    budget_list = _split(budgets, "--ms", _budget, "budgets in ms (positive numbers)")
     for name in devices:
         try:
             check_device_name(name)
