@@ -4,8 +4,12 @@ Each step runs the toolkit's own command in a subprocess and prints it, so the d
 commands a user runs: train a tiny-space supernet on Fashion-MNIST (scikit-learn's digits when the Debian package
 is missing), build a `host` latency predictor by measuring blocks, search under a host-latency budget with the
 trained supernet's accuracy, export and verify the winner on this host, measure it on simulated phones (a
-simulator, labelled as such), and write the per-phone report. Work is cached under the output directory and the
-user-data directory, so a second run is quick.
+simulator, labelled as such), then search the full ElasticViT space for Pixel 1 at 30 ms with its nn-Meter table
+and verify the winner on the phone's digital twin (a simulated phone timed from that table), measure it on the
+four twins, and write the per-phone report. The twin steps need the four tables: installed ones are used, else
+`--tables DIR` imports them, else they are downloaded from the pinned URL; offline without them the twin steps
+are skipped with a note. Work is cached under the output directory and the user-data directory, so a second run is
+quick.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from supernet.space import TINY
 from supernet.training.data import FASHION_MNIST_DIR
 
 from .latency.predictors import load_predictor
+from .latency.tables import TABLE_DEVICES, installed_table_path
 
 SIM_PHONES = ("pixel1", "pixel4", "pixel6", "xiaomi11")
+TWIN_TARGET, TWIN_BUDGET_MS = "pixel1", 30.0  # the ElasticViT search the demo verifies on a digital twin
+SIM_TIME_SCALE = 0.05  # host seconds per simulated phone second while measuring on the simulated phones
 TRAIN_CONFIG = "tiny-demo"  # the shipped training configuration (supernet/training/configs/tiny-demo.toml)
 DEMO_KIND, DEMO_VERSION = "demo", 1
 
@@ -45,6 +52,7 @@ class DemoSettings:
     train_steps: int = 400
     predictor_blocks: int = 48
     budget_fraction: float = 0.5    # the host budget: this far from the smallest to the largest subnet's latency
+    tables: Path | None = None      # where to import the nn-Meter tables from, if they are not installed
 
 
 class DemoStepFailed(OperationFailed):
@@ -57,7 +65,7 @@ class Demo:
         self.logs = settings.out / "logs"
         self.steps_done: list[dict[str, Any]] = []
 
-    def _run(self, step: str, args: list[str]) -> str:
+    def _run(self, step: str, args: list[str], check: bool = True) -> str | None:
         """Run `elasticvit-deploy ARGS` (printed first), its stderr to logs/<step>.log; return its stdout."""
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{step}.log"
@@ -71,6 +79,9 @@ class Demo:
         self.steps_done.append({"step": step, "seconds": round(seconds, 1), "log": str(log)})
         if proc.returncode != 0:
             tail = log.read_text(encoding="utf-8").strip().splitlines()[-1:] or ["(no output)"]
+            if not check:
+                self.say(f"    failed: {tail[0]}")
+                return None
             raise DemoStepFailed(f"step {step} failed (exit {proc.returncode}): {tail[0]} (log: {log})")
         self.say(f"    done in {seconds:.0f} s")
         return proc.stdout
@@ -105,33 +116,57 @@ class Demo:
                                "--out", str(out), "--json"])
         return json.loads((out / "result.json").read_text(encoding="utf-8"))
 
+    def _run_out(self, step: str, args: list[str]) -> str:
+        out = self._run(step, args)
+        assert out is not None  # a checked step raises instead
+        return out
+
     def measure(self, model: Path) -> list[Path]:
+        host = self.s.out / "measure-host.json"
+        host.write_text(self._run_out("4-measure-host", ["measure", str(model), "--device", "host", "--json"]))
+        return [host, self.measure_simulated("5-measure-simulated", model, "measure-simulated.json")]
+
+    def measure_simulated(self, step: str, model: Path, name: str) -> Path:
+        """Measure `model` on the four simulated phones (twins of the table phones), started for this step."""
         from .simulator import SimulatedFarm
 
-        host = self.s.out / "measure-host.json"
-        host.write_text(self._run("4-measure-host", ["measure", str(model), "--device", "host", "--json"]))
-        sim = self.s.out / "measure-simulated.json"
-        with SimulatedFarm(list(SIM_PHONES), time_scale=0.05) as farm:
+        out = self.s.out / name
+        with SimulatedFarm(list(SIM_PHONES), time_scale=SIM_TIME_SCALE) as farm:
             self.say(f"  simulated phones (a SIMULATOR, not real phones) on 127.0.0.1:{farm.port}")
-            sim.write_text(self._run("5-measure-simulated", ["measure", str(model), "--all", "--adb",
-                                                              f"127.0.0.1:{farm.port}", "--json"]))
-        return [host, sim]
+            out.write_text(self._run_out(step, ["measure", str(model), "--all", "--adb", f"127.0.0.1:{farm.port}",
+                                                "--json"]))
+        return out
+
+    def tables_ready(self) -> bool:
+        """Whether the four nn-Meter tables are installed (importing or downloading them first if not)."""
+        if all(installed_table_path(d) is not None for d in TABLE_DEVICES):
+            return True
+        if self.s.tables is not None:
+            return self._run("6-tables", ["predictor", "import-tables", str(self.s.tables)], check=False) is not None
+        return self._run("6-tables", ["predictor", "fetch-tables"], check=False) is not None
+
+    def twin_search(self) -> dict[str, Any]:
+        """Search the ElasticViT space for the twin target's budget (its table) and verify on its twin."""
+        out = self.s.out / "search-twin"
+        self._run("6-search-twin", ["search", "--target", TWIN_TARGET, "--ms", f"{TWIN_BUDGET_MS:g}", "--verify",
+                                    "--simulate", "--out", str(out), "--json"])
+        return json.loads((out / "result.json").read_text(encoding="utf-8"))
 
     def report(self, inputs: list[Path]) -> Path:
         out = self.s.out / "report"
-        self._run("6-report", ["report", *map(str, inputs), "--out", str(out)])  # the search result brings the budget
+        self._run("7-report", ["report", *map(str, inputs), "--out", str(out)])  # the search result brings the budget
         return out
 
     def run(self) -> dict[str, Any]:
         self.s.out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        self.say(f"[1/6] train a supernet of the tiny space ({self.s.train_steps} steps)")
+        self.say(f"[1/7] train a supernet of the tiny space ({self.s.train_steps} steps)")
         checkpoint = self.train()
-        self.say(f"[2/6] build a host latency predictor ({self.s.predictor_blocks} blocks, each exported to "
+        self.say(f"[2/7] build a host latency predictor ({self.s.predictor_blocks} blocks, each exported to "
                  f"TFLite and measured)")
         self.build_predictor()
         budget = self.host_budget()
-        self.say(f"[3/6] search the best subnet within {budget:g} ms on this host (predicted), then export and "
+        self.say(f"[3/7] search the best subnet within {budget:g} ms on this host (predicted), then export and "
                  f"verify it")
         result = self.search(checkpoint, budget)
         choice = result["choices"][0]
@@ -144,11 +179,28 @@ class Demo:
         if choice.get("measured_on", {}).get("statistic") == "best":
             self.say("    (on this host the search reads the fastest inference of a measurement, robust to other "
                      "tenants of a shared machine; `measure` and the report show medians)")
-        self.say("[4/6]+[5/6] measure the exported winner on this host and on simulated phones")
+        self.say("[4/7]+[5/7] measure the exported winner on this host and on simulated phones (a tiny-space "
+                 "model: the phones' tables do not know it, so they time it as host latency x a speed factor)")
         inputs = self.measure(Path(choice["model"]))
-        self.say("[6/6] write the per-phone report")
+        twin: dict[str, Any] | None = None
+        self.say(f"[6/7] search the ElasticViT space for {TWIN_TARGET} at {TWIN_BUDGET_MS:g} ms (its nn-Meter table, "
+                 f"FLOPs as the accuracy proxy) and verify the winner on its digital twin")
+        if self.tables_ready():
+            twin = self.twin_search()["choices"][0]
+            if twin.get("model") is None:
+                raise DemoStepFailed(f"the twin search found no subnet that measured within {TWIN_BUDGET_MS:g} ms: "
+                                     f"{'; '.join(twin['notes'])}")
+            self.say(f"    chosen: {twin['mflops']:.1f} MFLOPs, predicted {twin['predicted_ms']:.2f} ms, measured "
+                     f"{twin['measured_ms']:.2f} ms on the simulated {TWIN_TARGET}")
+            self.say("  and measure it on the four twins (each timed from its own phone's table)")
+            inputs += [self.measure_simulated("6-measure-twins", Path(twin["model"]), "measure-twins.json"),
+                       self.s.out / "search-twin" / "result.json"]
+        else:
+            self.say("    skipped: the nn-Meter tables are not installed (give --tables DIR, or run "
+                     "'elasticvit-deploy predictor import-tables DIR')")
+        self.say("[7/7] write the per-phone report")
         report = self.report(inputs + [self.s.out / "search" / "result.json"])
         return {**header(DEMO_KIND, DEMO_VERSION), "out": str(self.s.out), "checkpoint": str(checkpoint),
                 "budget_ms": budget, "choice": choice, "model": choice["model"], "report": str(report),
-                "summary": str(report / "summary.md"), "steps": self.steps_done,
+                "summary": str(report / "summary.md"), "twin_choice": twin, "steps": self.steps_done,
                 "total_s": round(time.perf_counter() - t0, 1)}

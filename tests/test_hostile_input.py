@@ -20,7 +20,7 @@ from elasticvit_deploy.errors import MAX_LINE, shorten
 
 from .hostile_env import CLI, needs_namespaces, run_with_mounts
 
-LUTS = Path("/work/shared/data/nnmeter-hybrid-luts")
+LUTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
 MEASURE = ["--device", "host", "--warmup", "0", "--runs", "2", "--rounds", "2", "--json"]
 
 

@@ -158,6 +158,27 @@ def test_learned_predictor_from_5pct_of_a_table_is_accurate_and_persists(tables,
         LearnedPredictor.load(tmp_path / "p1")
     meta["version"] = 1
     assert meta["format"] == "elasticvit-deploy.latency-predictor" and list(meta)[:2] == ["format", "version"]
+    # the calibration: one scale and offset (as files without per-family scales have it), or per-family scales
+    assert meta["calibration"] == {"scale": 1.0, "offset_ms": 0.0} and loaded.family_scales == {}
+    meta["calibration"] = {"scale": 1.2, "offset_ms": -0.5}
+    (tmp_path / "p1" / "predictor.json").write_text(json.dumps(meta))
+    old = LearnedPredictor.load(tmp_path / "p1")
+    assert (old.scale, old.offset_ms, old.family_scales, old.calibration_fit) == (1.2, -0.5, {}, None)
+    np.testing.assert_allclose(ArchLatencyModel(old, ELASTICVIT, old.scale, old.offset_ms).predict_batch(rows),
+                               got * 1.2 - 0.5)
+    meta["calibration"] = {"scale": 1.0, "offset_ms": 0.0, "family_scales": {"transattn": 0.5}}
+    (tmp_path / "p1" / "predictor.json").write_text(json.dumps(meta))
+    halved = LearnedPredictor.load(tmp_path / "p1")
+    attention = [b for b in candidates if b.family == "transattn"][:20]
+    np.testing.assert_allclose(halved.predict_blocks(attention), learned.predict_blocks(attention) * 0.5)
+    others = [b for b in candidates if b.family == "transffn"][:20]
+    np.testing.assert_allclose(halved.predict_blocks(others), learned.predict_blocks(others))
+    assert halved.content_id() != learned.content_id()
+    meta["calibration"]["family_scales"] = {"attention": 0.5}
+    (tmp_path / "p1" / "predictor.json").write_text(json.dumps(meta))
+    with pytest.raises(PredictorFileError, match="unreadable calibration"):
+        LearnedPredictor.load(tmp_path / "p1")
+    meta["calibration"] = {"scale": 1.0, "offset_ms": 0.0}
     (tmp_path / "p1" / "predictor.json").write_text(json.dumps(dict(meta, format="elasticvit-deploy.search-state")))
     with pytest.raises(PredictorFileError, match="expected an elasticvit-deploy.latency-predictor document"):
         LearnedPredictor.load(tmp_path / "p1")
@@ -328,6 +349,8 @@ def test_build_fit_validate_on_host_and_resume(tmp_path, monkeypatch):
     assert sum(f["samples"] for f in info["families"].values()) == 12
     log = Path(info["path"]) / "build" / "blocks.jsonl"
     assert len(log.read_text().splitlines()) == 12
+    assert len((log.parent / "models.jsonl").read_text().splitlines()) == 2 == len(info["calibration_subnets"])
+    assert info["calibration"]["choice"] == "scale"  # two subnets: too few for an offset
     stored = len(ResultsStore().all())
     assert stored == 12 + 2
     r = _cli(*args)  # everything is cached: nothing measured again, same predictor

@@ -260,12 +260,17 @@ def farm_setup(binary: str, serials: tuple[str, ...], adb: str | None) -> None:
 @click.option("--benchmark-binary", "benchmark_binary", default=None, metavar="PATH",
               help="A host executable the phones run as their benchmark_model (with the runner's flags, --graph "
                    "naming the pushed model) instead of the simulated one, e.g. LiteRT's linux_x86-64 build.")
+@click.option("--tables", "tables", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Directory of the nn-Meter tables the phones are twins of (default: the installed tables, "
+                   "see 'predictor import-tables'); a twin without its table falls back to host-scaled timing.")
 def farm_simulate(devices: str, port: int, time_scale: float, quirks: tuple[str, ...],
-                  benchmark_binary: str | None) -> None:
+                  benchmark_binary: str | None, tables: str | None) -> None:
     """Run simulated phones behind an adb server on 127.0.0.1 until Ctrl-C.
 
-    A SIMULATOR for trying the workflow and for CI, nothing more: its benchmark_model runs the pushed .tflite on
-    this host through ai-edge-litert and scales the timings by a per-phone factor, with noise and throttling.
+    A SIMULATOR for trying the workflow and for CI, nothing more. Each phone is the twin of the real phone whose
+    nn-Meter table has its name: a model exported by this toolkit (an ElasticViT subnet or block) takes what that
+    table says, with noise and throttling. Other models, or a twin whose table is not installed, run on this host
+    through ai-edge-litert with the timings scaled by a per-phone factor. Results say which (simulated: ...).
     --quirk makes the phones show a quirk of real phones or of another benchmark_model build (LiteRT 2's
     CompiledModel tool, TF Lite 1.12's), --benchmark-binary runs a real tool built for this host instead.
     """
@@ -282,7 +287,10 @@ def farm_simulate(devices: str, port: int, time_scale: float, quirks: tuple[str,
             raise UserError(f"--benchmark-binary: no such file {shorten(benchmark_binary)}")
         if not os.access(binary, os.X_OK):
             raise UserError(f"--benchmark-binary: {shorten(benchmark_binary)} is not executable (chmod +x it)")
-    farm = SimulatedFarm(names, port=port, time_scale=time_scale, quirks=quirks, benchmark_binary=benchmark_binary)
+    if tables is not None and not Path(tables).is_dir():
+        raise UserError(f"--tables: no such directory {shorten(tables)}")
+    farm = SimulatedFarm(names, port=port, time_scale=time_scale, quirks=quirks, benchmark_binary=benchmark_binary,
+                         tables=tables)
     try:
         farm.start()
     except OSError as e:
@@ -291,7 +299,8 @@ def farm_simulate(devices: str, port: int, time_scale: float, quirks: tuple[str,
     for serial in farm.serials:
         phone = farm.phone(serial)
         notes = [f"quirks: {', '.join(sorted(phone.quirks))}"] if phone.quirks else []
-        notes += [f"benchmark_model: {benchmark_binary}"] if benchmark_binary else []
+        notes += [f"benchmark_model: {benchmark_binary}"] if benchmark_binary else \
+            [f"twin of the {phone.profile.tables} table" if phone.table else "host-scaled timing (no table)"]
         click.echo(f"  {serial:<20} {phone.profile.model}" + (f"  ({'; '.join(notes)})" if notes else ""))
     click.echo(f"use it: export ANDROID_ADB_SERVER_PORT={farm.port}   (or --adb 127.0.0.1:{farm.port}); Ctrl-C stops")
     stop = threading.Event()

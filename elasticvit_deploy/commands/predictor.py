@@ -1,5 +1,6 @@
 """`elasticvit-deploy predictor ...`: install phone tables, fit/evaluate learned predictors, build one for a device
-by measuring it, and validate a predictor against end-to-end measurements."""
+by measuring it (blocks, or a few whole subnets on top of known predictors), and validate a predictor against
+end-to-end measurements."""
 
 from __future__ import annotations
 
@@ -18,16 +19,19 @@ from ..cli_common import (
     resolve_space,
     space_option,
 )
+from ..errors import UserError
 from ..farm.measure import MeasureOptions
 from ..farm.runner_protocol import DEFAULT_ROUNDS, RunnerSettings
 from ..farm.store import ResultsStore
 from ..latency import builder
+from ..latency.blocks import FAMILIES
 from ..latency.evaluation import ErrorFigures, evaluate
 from ..latency.fitting import fit_from_file
 from ..latency.learned import LearnedPredictor
 from ..latency.measurer import STATISTICS, Measurer, default_statistic
-from ..latency.predictors import installed_predictors, learned_dir, listing_document
+from ..latency.predictors import installed_predictors, learned_dir, listing_document, transfer_bases
 from ..latency.tables import TABLE_DEVICES, fetch_tables, import_tables
+from ..latency.transfer import MIN_SUBNETS, TransferPredictor, build_transfer
 from ..latency.validation import validate
 
 MEASURE_DEFAULTS = RunnerSettings()
@@ -100,7 +104,35 @@ def _save_and_report(predictor: LearnedPredictor, out: Path, title: str, as_json
     for f, d in predictor.describe()["families"].items():
         rmse = "n/a (too few blocks)" if d["cv_rmse"] is None else f"{d['cv_rmse'] * 100:5.2f}%"
         click.echo(f"  {f:<10} {d['regressor']:<18} {d['samples']:5d} blocks  cross-validated RMSE {rmse}")
-    click.echo(f"  calibration: x{predictor.scale:.4f} {predictor.offset_ms:+.3f} ms")
+    cal = predictor.describe()["calibration"]
+    scales = " ".join(f"{f} x{v:.4f}" for f, v in predictor.family_scales.items()) or f"x{predictor.scale:.4f}"
+    chosen = f" ({_fit_figures(cal)})" if "choice" in cal else ""
+    click.echo(f"  calibration: {scales} {predictor.offset_ms:+.3f} ms{chosen}")
+
+
+def _fit_figures(fit: dict[str, Any]) -> str:
+    """A fit chosen by cross-validation, in words."""
+    return (f"{fit['choice']}, cross-validated on {fit['cv_splits']} splits: RMSE {fit['cv_rmse_pct']:.2f}%, "
+            f"within 5% {fit['cv_within_5pct']:.0%}, within 10% {fit['cv_within_10pct']:.0%}")
+
+
+def _report_transfer(predictor: TransferPredictor, out: Path, as_json: bool) -> None:
+    predictor.save(out)
+    if as_json:
+        emit_json(predictor.summary(out))
+        return
+    bases = ", ".join(b.name for b in predictor.bases)
+    click.echo(f"saved {predictor.name} predictor for space {predictor.space} (transfer from {bases}; "
+               f"{len(predictor.measured_subnets)} subnets measured) to {out}")
+    click.echo(f"  fit: {_fit_figures(predictor.describe()['fit'])}")
+    for base, row in zip(predictor.bases, predictor.weights, strict=True):
+        if len(set(row)) == 1:
+            weights = f"x{row[0]:.4f} (every family)"
+        else:
+            weights = " ".join(f"{f} x{w:.4f}" for f, w in zip(FAMILIES, row, strict=True))
+        if row.any():
+            click.echo(f"  {base.name:<16} {weights}")
+    click.echo(f"  offset: {predictor.offset_ms:+.3f} ms")
 
 
 @predictor_group.command("fit")
@@ -173,30 +205,66 @@ def _progress(bar: tqdm) -> Any:
     return lambda message: (bar.set_postfix_str(message, refresh=False), bar.update(1))
 
 
+def _names(value: str | None) -> list[str]:
+    return [n.strip() for n in (value or "").split(",") if n.strip()]
+
+
 @predictor_group.command("build")
 @click.option("--device", required=True, help="host, a farm alias or an adb serial.")
+@click.option("--method", type=click.Choice(["blocks", "transfer"]), default="blocks", show_default=True,
+              help="blocks: measure single blocks (--budget), fit per-family regressors, calibrate on --models "
+              "whole subnets (hours on a phone). transfer: measure only --models whole subnets and fit them as a "
+              "non-negative combination of --base predictors (minutes; for a new phone, on the phone tables).")
+@click.option("--models", type=click.IntRange(0, 1000), default=10, show_default=True,
+              help=f"Whole subnets measured end to end, chosen to cover the latency range: the onboarding set of "
+              f"--method transfer (at least {MIN_SUBNETS}), the calibration subnets of --method blocks (0: none).")
+@click.option("--calibrate", "calibrate", type=click.IntRange(0, 1000), default=None, hidden=True)
 @click.option("--budget", type=click.IntRange(6, 100_000), default=300, show_default=True,
-              help="Blocks to measure.")
-@click.option("--calibrate", "calibration", type=click.IntRange(0, 1000), default=8, show_default=True,
-              help="Whole subnets measured for the model-level calibration (0: none).")
+              help="--method blocks: blocks to measure.")
+@click.option("--base", "base", default=None, metavar="DEVICE,...",
+              help="--method transfer: the installed predictors to combine, e.g. pixel1,pixel4,pixel6 (default: "
+              "every installed phone table of the space but DEVICE's own; in another space, learned predictors "
+              "of it).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @space_option
 @_measure_options
 @click.option("--json", "as_json", is_flag=True)
-def build(device: str, budget: int, calibration: int, seed: int, space_name: str, warmup: int, runs: int,
-          rounds: int, statistic: str, adb: str | None, as_json: bool) -> None:
-    """Build DEVICE's predictor by measuring it: choose blocks (adaptive), export each as a tiny TFLite model,
-    measure it through the farm harness, fit the regressors, calibrate on a few whole subnets, save.
+@click.pass_context
+def build(ctx: click.Context, device: str, method: str, models: int, calibrate: int | None, budget: int,
+          base: str | None, seed: int, space_name: str, warmup: int, runs: int, rounds: int, statistic: str,
+          adb: str | None, as_json: bool) -> None:
+    """Build DEVICE's predictor by measuring it. --method blocks: choose blocks (adaptive), export each as a tiny
+    TFLite model, measure it through the farm harness, fit the regressors, calibrate on a few whole subnets.
+    --method transfer: measure a few whole subnets and fit them from known predictors (--base). Saved as DEVICE's
+    predictor for the space (what `latency`, `search` and `predictor validate` then use).
 
     Resumable: an interrupted build measures only what is missing when run again.
     """
+    models = models if calibrate is None else calibrate
+    given = {p for p in ("budget", "base") if ctx.get_parameter_source(p) is not click.core.ParameterSource.DEFAULT}
+    if method == "transfer" and "budget" in given:
+        raise UserError("--budget counts blocks, which --method transfer does not measure; use --models")
+    if method == "blocks" and "base" in given:
+        raise UserError("--base names the predictors of --method transfer")
+    if method == "transfer" and models < MIN_SUBNETS:
+        raise UserError(f"--models {models}: --method transfer measures at least {MIN_SUBNETS} subnets")
     space = resolve_space(space_name)
     out = learned_dir(device, space)
+    bases = transfer_bases(_names(base), space, device) if method == "transfer" else []
     measurer = _measurer(device, adb, warmup, runs, rounds, statistic)
-    with tqdm(desc=f"building {device}", unit="model", disable=as_json) as bar:
-        predictor = builder.build(device, space, measurer, budget, out / "build", calibration_subnets=calibration,
-                                  seed=seed, tick=_progress(bar), total=lambda n: setattr(bar, "total", n))
-    _save_and_report(predictor, out, f"saved {device} predictor for space {space.name}", as_json)
+    unit = "subnet" if method == "transfer" else "model"
+    with tqdm(desc=f"building {device}", unit=unit, disable=as_json) as bar:
+        tick, total = _progress(bar), lambda n: setattr(bar, "total", n)
+        if method == "transfer":
+            transfer = build_transfer(device, space, measurer, bases, models, out / "build", seed=seed, tick=tick,
+                                      total=total)
+        else:
+            predictor = builder.build(device, space, measurer, budget, out / "build", calibration_subnets=models,
+                                      seed=seed, tick=tick, total=total)
+    if method == "transfer":
+        _report_transfer(transfer, out, as_json)
+    else:
+        _save_and_report(predictor, out, f"saved {device} predictor for space {space.name}", as_json)
 
 
 @predictor_group.command("validate")

@@ -27,6 +27,11 @@ when every run took the same whole microseconds, ``count=0`` for none, and ``avg
 millisecond ``BENCHMARK RESULTS`` block, which is used when nothing finer was printed. ``--max_secs`` (150 s by
 default) ends the timed loop early, so ``count`` can be below ``--num_runs``.
 
+The simulator's benchmark_model (elasticvit_deploy/simulator) prints one line of its own that no real tool prints,
+``Simulator timing: <basis>`` in the family's log style (``INFO: ``, ``INFO: [simulator:0] `` or none): what its
+timings rest on, e.g. ``table pixel1``. It is read into ``simulated``, so results measured on a simulated phone
+stay marked as such; it is None for every real tool.
+
 Neither tool prints its own version (checked in the LiteRT sources), so ``version`` stays ``None`` unless that
 changes. Log prefixes understood: ``INFO:``/``WARN:``/``WARNING:``/``ERROR:``/``FATAL:``/``VERBOSE:``/``DEBUG:``
 with an optional ``[file.cc:123]`` tag, absl/glog ``I0000 00:00:... file.cc:51]``, TensorFlow's
@@ -61,6 +66,7 @@ _TF1_SUMMARY = re.compile(r"Average inference timings in us:(.*)")
 _TF1_ITEM = re.compile(rf"(Warmup|Init|no stats|Inference): ({_NUM})")
 _SESSION = re.compile(rf"^Initialized session in ({_NUM}) ?ms")
 _RESULTS_HEADER = re.compile(r"^=+ ?BENCHMARK RESULTS ?=+$")
+_SIMULATED = re.compile(r"^Simulator timing: (\S.*)$")
 _MS = {
     "init": re.compile(rf"^Model initialization:\s*({_NUM}) ms"),
     "first": re.compile(rf"^(?:Warmup \(first\)|First inference):\s*({_NUM}) ms"),
@@ -98,6 +104,7 @@ class BenchmarkRun:
     first_us: float | None
     warmup_avg_us: float | None
     errors: tuple[str, ...]   # the tool's own error lines, in order, without their prefixes
+    simulated: str | None = None  # the simulator's timing basis; None for a real tool
 
     @property
     def ok(self) -> bool:
@@ -154,6 +161,7 @@ def parse_benchmark_output(text: str) -> BenchmarkRun:
     ms: dict[str, float] = {}
     errors: list[str] = []
     session_us: float | None = None
+    simulated: str | None = None
     weak_family = ""
     messages: list[str] = []
     for raw in raw_lines:
@@ -163,7 +171,9 @@ def parse_benchmark_output(text: str) -> BenchmarkRun:
             if msg:
                 errors.append(msg)
             continue
-        if _STAT_START.match(msg) and "count=" in msg:
+        if (m := _SIMULATED.match(msg)) and simulated is None:
+            simulated = m.group(1).strip()
+        elif _STAT_START.match(msg) and "count=" in msg:
             stats.append(_stat(msg))
         elif m := _CLASSIC_SUMMARY.search(msg):
             summary.setdefault("init", float(m.group(1)))
@@ -212,4 +222,4 @@ def parse_benchmark_output(text: str) -> BenchmarkRun:
         init = session_us if session_us is not None else ms.get("init")
     return BenchmarkRun(family=family, version=None, count=count, avg_us=avg, min_us=lo, max_us=hi, std_us=std,
                         init_us=init, first_us=pick("first", "first"), warmup_avg_us=pick("warmup", "avg"),
-                        errors=tuple(errors))
+                        errors=tuple(errors), simulated=simulated)

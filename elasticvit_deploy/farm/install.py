@@ -7,8 +7,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from android_runner import RUNNER
+
 from .adb import FarmError, FarmInputError, Phone
-from .measure import RUNNER_SOURCE, detect_phone_tool
+from .measure import detect_phone_tool
 from .runner_protocol import BENCHMARK_PATH, RUNNER_PATH
 
 ELF_MAGIC = b"\x7fELF"
@@ -32,8 +34,8 @@ def install_on(phone: Phone, binary: Path, sha256: str) -> dict[str, Any]:
     version, sha256, delegates}}."""
     phone.check_ready()
     pushed_bench = phone.push_if_changed(binary, BENCHMARK_PATH, sha256, mode=0o755)
-    runner_sha = hashlib.sha256(RUNNER_SOURCE.read_bytes()).hexdigest()
-    pushed_runner = phone.push_if_changed(RUNNER_SOURCE, RUNNER_PATH, runner_sha)
+    runner_sha = hashlib.sha256(RUNNER.read_bytes()).hexdigest()
+    pushed_runner = phone.push_if_changed(RUNNER, RUNNER_PATH, runner_sha)
     r = phone.shell(["chmod", "755", BENCHMARK_PATH])
     if r.exit_code != 0:
         raise FarmError(f"{phone.serial}: cannot make {BENCHMARK_PATH} executable: {r.stderr.strip()}")

@@ -45,8 +45,6 @@ from .stats import is_stable
 from .store import ResultsStore, measurement_key
 from .summary import MeasurementSummary, summarize_rounds
 
-RUNNER_SOURCE = RUNNER  # android_runner/runner.sh, package data of the installed toolkit
-
 
 class UnsupportedDelegateError(FarmError):
     """The phone's benchmark tool cannot run the asked delegate."""
@@ -168,8 +166,8 @@ class PhoneDevice:
             raise UnsupportedDelegateError(f"{self.phone.serial}: {e}") from None
         version = f" {self.tool.version}" if self.tool.version else ""
         self._runtime = f"benchmark_model {self.tool.family}{version}@{self._bench_sha[:16]}"
-        runner = RUNNER_SOURCE.read_bytes()
-        self.phone.push_if_changed(RUNNER_SOURCE, RUNNER_PATH, hashlib.sha256(runner).hexdigest())
+        runner = RUNNER.read_bytes()
+        self.phone.push_if_changed(RUNNER, RUNNER_PATH, hashlib.sha256(runner).hexdigest())
         health = read_health(self.phone, self.identity)
         problems = health.problems(self.options.min_battery, self.options.max_start_temp_c, self.options.min_free_mb)
         if problems:

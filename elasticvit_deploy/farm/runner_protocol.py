@@ -113,7 +113,8 @@ def runner_argv(model_path: str, tool_flags: list[str], settings: RunnerSettings
 
 @dataclass
 class RoundResult:
-    """One benchmark_model invocation: `avg_us` over `count` timed runs, plus the runner's thermal records."""
+    """One benchmark_model invocation: `avg_us` over `count` timed runs, plus the runner's thermal records;
+    `simulated` is the timing basis a simulated phone's tool names (None for a real tool)."""
 
     round: int
     count: int = 0
@@ -129,6 +130,7 @@ class RoundResult:
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)  # what the tool (and taskset) printed in this round
+    simulated: str | None = None
 
     @property
     def latency_ms(self) -> float:
@@ -142,11 +144,17 @@ class RoundResult:
         self.max_us = run.max_us if run.max_us is not None else self.avg_us
         self.std_us = run.std_us or 0.0
         self.init_us, self.first_us, self.warmup_avg_us = run.init_us, run.first_us, run.warmup_avg_us
+        self.simulated = run.simulated
 
     def info(self) -> dict[str, Any]:
-        return {"count": self.count, "avg_us": self.avg_us, "min_us": self.min_us, "max_us": self.max_us,
-                "std_us": self.std_us, "init_us": self.init_us, "first_us": self.first_us,
-                "warmup_avg_us": self.warmup_avg_us, "cool": self.cool, "before": self.before, "after": self.after}
+        """The round's record (`simulated` only when set)."""
+        out: dict[str, Any] = {
+            "count": self.count, "avg_us": self.avg_us, "min_us": self.min_us, "max_us": self.max_us,
+            "std_us": self.std_us, "init_us": self.init_us, "first_us": self.first_us,
+            "warmup_avg_us": self.warmup_avg_us, "cool": self.cool, "before": self.before, "after": self.after}
+        if self.simulated is not None:
+            out["simulated"] = self.simulated
+        return out
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """The figures a measurement reports, as one typed record: latency statistics over the rounds' means, the fastest
-single inference, init time, temperatures, throttling, and the benchmark tool that ran it.
+single inference, init time, temperatures, throttling, the benchmark tool that ran it, and, for a simulated phone,
+what its timings rest on (`simulated`: the basis its tool named, e.g. "table pixel1").
 
 Spelling (the same across the toolkit): `median_ms`, `ci95_ms` (the [lo, hi] 95% interval of the median),
 `rounds_ms` (each round's mean), `best_ms` (the fastest single inference). Summaries an earlier release stored in
@@ -46,14 +47,16 @@ class MeasurementSummary:
     tool: dict[str, Any] = field(default_factory=dict)
     short_rounds: tuple[dict[str, int], ...] = ()  # rounds that ran fewer inferences than asked
     stable: bool | None = None                  # set with --until-stable: whether the CI got within the bound
+    simulated: str | None = None                # a simulated phone's timing basis (distinct ones joined by "; ")
 
     def to_dict(self) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         out["ci95_ms"] = list(self.ci95_ms)
         out["rounds_ms"] = list(self.rounds_ms)
         out["short_rounds"] = [dict(r) for r in self.short_rounds]
-        if self.stable is None:
-            del out["stable"]
+        for optional in ("stable", "simulated"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     @classmethod
@@ -67,7 +70,7 @@ class MeasurementSummary:
                    rounds=d["rounds"], inferences=d["inferences"], init_ms=d.get("init_ms"),
                    temperature_c=dict(d["temperature_c"]), throttling=dict(d["throttling"]),
                    tool=dict(d.get("tool") or {}), short_rounds=tuple(dict(r) for r in d.get("short_rounds") or ()),
-                   stable=d.get("stable"))
+                   stable=d.get("stable"), simulated=d.get("simulated"))
 
 
 _EARLIER = {"median_ci95_ms": "ci95_ms", "median_ci95_rel": "ci95_rel", "round_ms": "rounds_ms"}
@@ -95,6 +98,7 @@ def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runt
     temps = [t / 1000 for t in temps if isinstance(t, int) and t >= 0]
     inits = [r["init_us"] / 1000 for r in rounds if r.get("init_us") is not None]
     mins = [r["min_us"] / 1000 for r in rounds if isinstance(r.get("min_us"), (int, float)) and r["min_us"] > 0]
+    bases = list(dict.fromkeys(str(r["simulated"]) for r in rounds if r.get("simulated")))
     return MeasurementSummary(
         median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms, std_ms=stats.std_ms, cv=stats.cv,
         min_ms=stats.min_ms, max_ms=stats.max_ms, ci95_ms=stats.ci95_ms, ci95_rel=stats.ci95_rel,
@@ -107,4 +111,5 @@ def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runt
         tool={k: v for k, v in runtime_info.items() if k in TOOL_KEYS},
         short_rounds=tuple({"round": i, "count": r.get("count", 0)} for i, r in enumerate(rounds)
                            if r.get("count", 0) < runs),
-        stable=None if until_stable_pct is None else is_stable(samples_ms, until_stable_pct))
+        stable=None if until_stable_pct is None else is_stable(samples_ms, until_stable_pct),
+        simulated="; ".join(bases) or None)

@@ -8,7 +8,10 @@ Everything measured is kept, so a build that is interrupted resumes where it sto
 
 Model-level calibration: a model is not exactly the sum of its blocks exported alone (each block file has its
 own input/output handling, and the interpreter's per-invoke overhead counts once per model), so the builder
-measures a few whole subnets (seeded, distinct from validation) and fits ``scale * sum(blocks) + offset``.
+measures a few whole subnets chosen to cover the predicted latency range (`subnets.covering_subnets`, from a pool
+seeded apart from validation's) and fits, by cross-validation (`combination`), the better of
+``scale * sum(blocks)``, ``scale * sum(blocks) + offset`` and, given enough subnets, per-family scales
+``sum over families f of s_f * sum(blocks of f) + offset``. The measured subnets are logged in ``models.jsonl``.
 """
 
 from __future__ import annotations
@@ -19,22 +22,22 @@ from pathlib import Path
 
 import numpy as np
 
-from supernet import encoding as enc
-from supernet.sampling import archs, sample_uniform
 from supernet.space import SearchSpace
 
 from ..errors import OperationFailed
 from ..export.errors import ExportError
 from ..farm.adb import FarmError
-from .blocks import Block
+from .blocks import FAMILIES, Block
+from .combination import PER_FAMILY_ROWS_PER_PARAMETER, Candidate, Choice, choose, fixed
 from .exports import export_block
 from .learned import LearnedPredictor
 from .measurements import measurement_line, read_measurements
 from .measurer import Measurer, measure_archs
 from .model import ArchLatencyModel, universe
 from .selection import choose_and_measure
+from .subnets import SubnetLog, covering_subnets, family_sums
 
-__all__ = ["BlockLog", "BuildStopped", "build", "fit_calibration", "measure_blocks"]
+__all__ = ["BlockLog", "BuildStopped", "build", "calibration_candidates", "fit_calibration", "measure_blocks"]
 
 Tick = Callable[[str], object]
 CALIBRATION_SEED = 1000
@@ -76,22 +79,25 @@ def measure_blocks(blocks: Sequence[Block], space: SearchSpace, measurer: Measur
     return out
 
 
-def fit_calibration(predicted_sums: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
-    """Least squares on relative error: measured ~ scale * predicted + offset.
+def calibration_candidates() -> list[Candidate]:
+    """The calibrations compared over a predictor's per-family sums: one scale, one scale and an offset, and
+    (given `PER_FAMILY_ROWS_PER_PARAMETER` subnets per parameter) a scale per family and an offset."""
+    F = len(FAMILIES)
+    one = np.ones((1, F))
+    return [fixed("scale", one, offset=False), fixed("scale+offset", one),
+            fixed("per-family+offset", np.eye(F), min_rows=PER_FAMILY_ROWS_PER_PARAMETER * (F + 1))]
 
-    The offset may be negative: every block measured alone pays the interpreter's per-invoke overhead, which a
-    whole model pays once. If the fit would predict less than half of the smallest calibration subnet's sum
-    (too few or too noisy subnets), the scale alone is fitted."""
-    A = np.column_stack([predicted_sums, np.ones(len(predicted_sums))]) / measured[:, None]
-    (scale, offset), *_ = np.linalg.lstsq(A, np.ones(len(measured)), rcond=None)
-    if scale <= 0 or scale * predicted_sums.min() + offset < 0.5 * predicted_sums.min():
-        ratio = measured / predicted_sums
-        scale, offset = float(np.sum(ratio) / len(ratio)), 0.0
-    return float(scale), float(offset)
+
+def fit_calibration(sums: np.ndarray, measured: np.ndarray, *, folds: int = 5) -> Choice:
+    """The calibration chosen by cross-validation (relative error) for subnets whose predicted per-family sums
+    are the rows of `sums` (order of `FAMILIES`, see `subnets.family_sums`) and whose measured latencies are
+    `measured`. The offset may be negative: every block measured alone pays the interpreter's per-invoke
+    overhead, which a whole model pays once."""
+    return choose(sums, measured, calibration_candidates(), folds=folds)
 
 
 def build(device: str, space: SearchSpace, measurer: Measurer, budget: int, work_dir: Path, *,
-          calibration_subnets: int = 8, seed: int = 0, tick: Tick = lambda _m: None,
+          calibration_subnets: int = 10, seed: int = 0, tick: Tick = lambda _m: None,
           total: Callable[[int], object] = lambda _n: None) -> LearnedPredictor:
     """Measure up to `budget` blocks (chosen by the rule of `selection`), fit, calibrate on whole subnets;
     `BuildStopped` if the device or an export fails (run it again to resume)."""
@@ -114,9 +120,13 @@ def _build(device: str, space: SearchSpace, measurer: Measurer, budget: int, wor
         "measured_on": measurer.device.device_info(), "runtime": measurer.device.runtime_version(),
         "flags": measurer.device.settings.flags(), "statistic": measurer.statistic})
     if calibration_subnets >= 2:
-        cal_archs = archs(sample_uniform(space, calibration_subnets, seed=CALIBRATION_SEED + seed), space)
-        rows = measure_archs(cal_archs, space, measurer, tick)
-        sums = ArchLatencyModel(predictor, space).predict_batch(enc.encode_many(cal_archs))
-        predictor.scale, predictor.offset_ms = fit_calibration(sums, np.array([r.ms for r in rows]))
-        predictor.info["calibration_subnets"] = [r.to_dict() for r in rows]
+        cal_archs = covering_subnets(space, [ArchLatencyModel(predictor, space)], calibration_subnets,
+                                     CALIBRATION_SEED + seed)
+        measured = SubnetLog(work_dir / "models.jsonl", space)
+        for arch in cal_archs:
+            if arch not in measured:
+                measured.add(measure_archs([arch], space, measurer, tick)[0])
+        rows = [measured.rows[a] for a in cal_archs]
+        fit = fit_calibration(family_sums(predictor, space, cal_archs), np.array([r.ms for r in rows]))
+        predictor.calibrate(fit, rows)
     return predictor

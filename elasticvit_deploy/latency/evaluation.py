@@ -1,11 +1,11 @@
-"""How accurate a predictor is: relative errors of predictions against measurements (`ErrorFigures`), and the
-evaluation of `predictor eval`: measured blocks the predictor was not fitted on (held out), and whole models,
-either measured end to end or, given a full nn-Meter table, the table's own sums over random subnets."""
+"""How accurate a predictor is, as `predictor eval` reports it (figures of `accuracy.ErrorFigures`): on measured
+blocks the predictor was not fitted on (held out), and on whole models, either measured end to end or, given a full
+nn-Meter table, the table's own sums over random subnets."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from supernet.validation import check_arch
 
 from ..errors import BadInput
 from ..jsontext import load_json_text
+from .accuracy import ErrorFigures, compare
 from .blocks import FAMILIES, Block
 from .learned import read_training_set
 from .measurements import MeasurementsError, read_measurements
@@ -35,30 +36,6 @@ DOCUMENT_VERSION = 1
 
 class EvaluationError(BadInput):
     """Measurements a predictor cannot be evaluated on (other convention, nothing held out, not a full table)."""
-
-
-@dataclass(frozen=True)
-class ErrorFigures:
-    """Relative errors of `n` predictions: shares within 5% and 10%, RMSE, mean (bias) and worst, in percent."""
-
-    n: int
-    within_5pct: float
-    within_10pct: float
-    rmse_pct: float
-    bias_pct: float
-    worst_pct: float
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-def compare(predicted: np.ndarray, measured: np.ndarray) -> ErrorFigures:
-    """The errors of `predicted` against `measured` (ms, same length)."""
-    rel = np.asarray(predicted) / np.asarray(measured) - 1
-    return ErrorFigures(n=int(len(rel)), within_5pct=float(np.mean(np.abs(rel) <= 0.05)),
-                        within_10pct=float(np.mean(np.abs(rel) <= 0.10)),
-                        rmse_pct=float(np.sqrt(np.mean(rel ** 2)) * 100), bias_pct=float(np.mean(rel) * 100),
-                        worst_pct=float(np.max(np.abs(rel)) * 100))
 
 
 @dataclass(frozen=True)

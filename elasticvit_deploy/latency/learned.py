@@ -8,12 +8,16 @@ Each family's regressor predicts ``log(ms / prior)`` from the block's shape feat
 Candidates per family (random forest as nn-Meter uses, gradient boosting, and the prior alone) are compared by
 k-fold cross-validated error and the best is kept; the choice and its error are recorded.
 
+A model-level calibration (fitted by the builder on whole subnets, see `calibrate`) is either one scale and
+offset (`ArchLatencyModel` applies them to the sum of blocks) or per-family scales, which `predict_blocks`
+applies to each family's blocks, plus the offset.
+
 Persistence is portable and versioned: ``predictor.json`` (an ``elasticvit-deploy.latency-predictor`` document:
-header, convention, features, choices, calibration, base, tool versions), ``training.jsonl`` (the blocks it was
-fitted on) and ``regressors.skops`` (skops, not pickle). Loading trusts skops' defaults plus exactly
-`TRUSTED_TYPES`, the types these files hold beyond them; a file needing any other type (e.g. a tampered one calling
-``builtins.eval``) is refused before anything in it is built. A file of another kind or format version, or one that
-this scikit-learn cannot read, gives a PredictorFileError that says so.
+header, convention, features, choices, calibration (its optional ``family_scales``: 1.0 where absent), base,
+tool versions), ``training.jsonl`` (the blocks it was fitted on) and ``regressors.skops`` (skops, not pickle).
+Loading trusts skops' defaults plus exactly `TRUSTED_TYPES`, the types these files hold beyond them; a file needing
+any other type (e.g. a tampered one calling ``builtins.eval``) is refused before anything in it is built. A file of
+another kind or format version, or one that this scikit-learn cannot read, gives a PredictorFileError that says so.
 """
 
 from __future__ import annotations
@@ -32,13 +36,17 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.model_selection import KFold
 
+from supernet.arch import ArchError, parse_arch
 from supernet.atomic import atomic_output, write_json_atomic
 from supernet.documents import DocumentError, check_header, header
+from supernet.space import get_space
 
-from ..errors import BadInput
+from ..errors import BadInput, shorten
 from .blocks import FAMILIES, Block, Convention
+from .combination import Choice, LinearFit
 from .errors import PredictorError
 from .features import feature_matrix, feature_names
+from .measurer import SubnetMeasurement
 
 DOCUMENT_KIND = "latency-predictor"  # predictor.json's format: elasticvit-deploy.latency-predictor
 FORMAT_VERSION = 1
@@ -161,13 +169,16 @@ class LearnedPredictor:
 
     def __init__(self, name: str, convention: Convention, families: dict[str, FamilyModel],
                  base: Any | None = None, scale: float = 1.0, offset_ms: float = 0.0,
-                 info: dict[str, Any] | None = None):
+                 info: dict[str, Any] | None = None, family_scales: dict[str, float] | None = None):
         self.name = name
         self.convention = convention
         self.families = families
         self.base = base
         self.scale = scale
         self.offset_ms = offset_ms
+        self.family_scales: dict[str, float] = dict(family_scales or {})  # absent: 1.0 (see `calibrate`)
+        self.calibration_fit: Choice | None = None  # how the calibration was chosen, when it was fitted
+        self.measured_subnets: list[SubnetMeasurement] = []  # the whole subnets it was calibrated on
         self.info = info or {}
         self.training: list[Block] = []  # the blocks it was fitted on (saved beside it, for held-out evaluation)
         self._regressor_bytes: bytes | None = None  # the regressors as saved (or as they will be)
@@ -207,18 +218,41 @@ class LearnedPredictor:
             X = feature_matrix([blocks[i] for i in idx], family)
             base_ms = None if base_all is None else base_all[idx]
             prior = _prior(X, family, model.linear_prior, base_ms)
-            out[idx] = prior * np.exp(model.regressor.predict(_design(X, base_ms)))
+            scale = self.family_scales.get(family, 1.0)
+            out[idx] = prior * np.exp(model.regressor.predict(_design(X, base_ms))) * scale
         return out
+
+    def calibrate(self, fit: Choice, subnets: Sequence[SubnetMeasurement] = ()) -> None:
+        """Apply a model-level calibration chosen over the predictor's per-family sums (features in the order of
+        `FAMILIES`): one scale when every family's weight is the same, else per-family scales (scale 1)."""
+        weights = [float(w) for w in fit.fit.weights]
+        if len(set(weights)) == 1:
+            self.scale, self.family_scales = weights[0], {}
+        else:
+            self.scale, self.family_scales = 1.0, dict(zip(FAMILIES, weights, strict=True))
+        self.offset_ms = float(fit.fit.offset_ms)
+        self.calibration_fit = fit
+        self.measured_subnets = list(subnets)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "convention": self.convention,
                 "base": None if self.base is None else self.base.describe(),
-                "calibration": {"scale": self.scale, "offset_ms": self.offset_ms},
+                "calibration": self._calibration(),
                 "families": {f: {"regressor": m.choice, "samples": m.n_samples,
                                  "cv_rmse": round(m.cv_rmse, 5) if np.isfinite(m.cv_rmse) else None,
                                  "cv_within_5pct": None if np.isnan(m.cv_within5) else round(m.cv_within5, 4)}
                              for f, m in self.families.items()},
-                **self.info}
+                **self.info,
+                **({"calibration_subnets": [r.to_dict() for r in self.measured_subnets]}
+                   if self.measured_subnets else {})}
+
+    def _calibration(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"scale": self.scale, "offset_ms": self.offset_ms}
+        if self.family_scales:
+            out["family_scales"] = dict(self.family_scales)
+        if self.calibration_fit is not None:
+            out.update(self.calibration_fit.to_dict())
+        return out
 
     def content_id(self) -> str:
         """sha256 of what its predictions depend on, wherever its files lie: the fitted regressors (as saved), each
@@ -226,6 +260,8 @@ class LearnedPredictor:
         determining = {"convention": self.convention, "scale": self.scale, "offset_ms": self.offset_ms,
                        "families": {f: [m.choice, m.linear_prior] for f, m in sorted(self.families.items())},
                        "base": None if self.base is None else self.base.content_id()}
+        if self.family_scales:  # absent for a predictor with one scale, so its id stays what it was
+            determining["family_scales"] = dict(sorted(self.family_scales.items()))
         digest = hashlib.sha256(self._regressors_saved())
         digest.update(json.dumps(determining, sort_keys=True).encode())
         return digest.hexdigest()
@@ -302,9 +338,31 @@ class LearnedPredictor:
             if resolve_base is None:
                 raise PredictorFileError(f"{directory}: needs its base predictor {meta['base'].get('name')!r}")
             base = resolve_base(meta["base"])
-        info = {k: meta[k] for k in ("device", "space", "created", "source") if k in meta}
-        cal = meta.get("calibration", {})
-        predictor = cls(meta["name"], meta["convention"], families, base, float(cal.get("scale", 1.0)),
-                        float(cal.get("offset_ms", 0.0)), info)
+        info = {k: meta[k] for k in ("device", "space", "created", "source", "measured_on", "runtime", "flags",
+                                     "statistic") if k in meta}
+        predictor = cls(meta["name"], meta["convention"], families, base, info=info)
+        _load_calibration(predictor, meta, directory)
         predictor._regressor_bytes = data
         return predictor
+
+
+def _load_calibration(predictor: LearnedPredictor, meta: dict[str, Any], directory: Path) -> None:
+    """The saved calibration (scale, offset, optional per-family scales, how it was chosen, on which subnets)."""
+    cal = meta.get("calibration", {})
+    try:
+        predictor.scale, predictor.offset_ms = float(cal.get("scale", 1.0)), float(cal.get("offset_ms", 0.0))
+        scales = {str(f): float(v) for f, v in cal.get("family_scales", {}).items()}
+        if set(scales) - set(FAMILIES):
+            raise ValueError(f"unknown families {sorted(set(scales) - set(FAMILIES))}")
+        predictor.family_scales = scales
+        if "choice" in cal:
+            weights = tuple(scales.get(f, 1.0) * predictor.scale for f in FAMILIES)
+            predictor.calibration_fit = Choice.from_dict(cal, LinearFit(weights, predictor.offset_ms))
+        rows = meta.get("calibration_subnets") or []
+        if rows:
+            space = get_space(str(meta["space"]))
+            predictor.measured_subnets = [SubnetMeasurement(parse_arch(r["arch"], space), float(r["ms"]), r.get("cv"))
+                                          for r in rows]
+    except (KeyError, TypeError, ValueError, AttributeError, ArchError) as e:
+        raise PredictorFileError(f"{directory / 'predictor.json'}: unreadable calibration ({e.__class__.__name__}: "
+                                 f"{shorten(str(e))}); rebuild the predictor") from None

@@ -1,12 +1,12 @@
-"""`predictor validate`: random subnets (seeded, none of the builder's calibration ones) exported and measured end
-to end on a device, compared with a predictor; the measurements are written as JSON lines (``validation.jsonl``,
-one ``{"arch", "ms", "cv", "predicted_ms"}`` a line, which `predictor eval --models` reads) beside a
-predicted-vs-measured plot (``validation.png``)."""
+"""`predictor validate`: random subnets (seeded, none of those the predictor was fitted or calibrated on) exported
+and measured end to end on a device, compared with a predictor; the measurements are written as JSON lines
+(``validation.jsonl``, one ``{"arch", "ms", "cv", "predicted_ms"}`` a line, which `predictor eval --models` reads)
+beside a predicted-vs-measured plot (``validation.png``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from supernet.space import SearchSpace
 from ..errors import OperationFailed
 from ..export.errors import ExportError
 from ..farm.adb import FarmError
-from .evaluation import ErrorFigures, compare
+from .accuracy import ErrorFigures, compare
 from .measurer import Measurer, measure_archs
 from .model import ArchLatencyModel
 
@@ -56,9 +56,21 @@ class Validation:
                 "files": {"measurements": str(self.measurements), "plot": str(self.plot)}}
 
 
-def validation_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Arch]:
-    """The `n` subnets a validation of seed `seed` measures."""
-    return archs(sample_uniform(space, n, seed=VALIDATION_SEED + seed), space)
+def validation_archs(space: SearchSpace, n: int, seed: int = 0, exclude: Collection[Arch] = ()) -> list[Arch]:
+    """The `n` subnets a validation of seed `seed` measures: uniform at random, each of `exclude` drawn there
+    replaced by a draw from a further seeded stream (so they are unchanged when none is excluded)."""
+    out = archs(sample_uniform(space, n, seed=VALIDATION_SEED + seed), space)
+    banned = set(exclude)
+    spare: list[Arch] = []
+    refills = 0
+    for i, arch in enumerate(out):
+        while arch in banned:
+            if not spare:
+                stream = np.random.default_rng((VALIDATION_SEED, seed, refills))
+                spare, refills = archs(sample_uniform(space, 16, seed=stream), space)[::-1], refills + 1
+            arch = spare.pop()
+        out[i] = arch
+    return out
 
 
 def validate(model: ArchLatencyModel, measurer: Measurer, device: str, n: int, out_dir: Path, *, seed: int = 0,
@@ -66,7 +78,8 @@ def validate(model: ArchLatencyModel, measurer: Measurer, device: str, n: int, o
     """Measure `n` validation subnets on `device` with `measurer`, compare with `model`, write
     ``validation.jsonl`` and ``validation.png`` (titled with `label`) into `out_dir`; `ValidationStopped` if the
     device or an export fails."""
-    arch_list = validation_archs(model.space, n, seed)
+    fitted_on = getattr(model.predictor, "measured_subnets", [])  # learned and transfer predictors record theirs
+    arch_list = validation_archs(model.space, n, seed, [r.arch for r in fitted_on])
     try:
         rows = measure_archs(arch_list, model.space, measurer, tick)
     except (FarmError, ExportError) as e:

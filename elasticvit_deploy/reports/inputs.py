@@ -8,7 +8,8 @@ Each file is recognised by its document header (``{"format": "elasticvit-deploy.
 - ``report-summary``: a report's own ``summary.json`` (so the last report is the next run's baseline).
 
 The same model file measured on the same device is one entry: a measurement's statistics, with the predicted
-latency and budget of a search result for it.
+latency and budget of a search result for it. A result measured on a simulated phone keeps what its timings rest
+on (`simulated`, e.g. "table pixel1"); the report shows it beside the device's name.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class ModelResult:
     budget_ms: float | None = None
     source: str = ""
     statistic: str = "median"           # "best": the fastest inference (a search on a shared host reads that)
+    simulated: str | None = None        # a simulated phone's timing basis, e.g. "table pixel1"
 
     def __post_init__(self) -> None:
         if not self.median_ms > 0:
@@ -109,6 +111,9 @@ class _Fields:
             raise self._bad(key, f"is {_kind_of(value)}, not a string")
         return value
 
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key) if self.has(key) else None
+
     def number(self, key: str) -> float:
         return _number(self.raw(key), partial(self._bad, key))
 
@@ -160,7 +165,7 @@ def _measured(device: _Fields, runtime: str, model: str, figures: _Fields, round
               ) -> ModelResult:
     return ModelResult(_device_id(device.data), dict(device.data), runtime, Path(model).name,
                        figures.number("median_ms"), figures.interval("ci95_ms"), figures.optional_number("cv"),
-                       rounds_ms, source=source)
+                       rounds_ms, source=source, simulated=figures.optional_text("simulated"))
 
 
 def _measurements(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
@@ -219,7 +224,7 @@ def _summary_result(r: _Fields) -> ModelResult:
     return ModelResult(r.text("device_id"), dict(r.record("device").data), r.text("runtime"), r.text("model"),
                        r.number("median_ms"), r.interval("ci95_ms"), r.optional_number("cv"), r.numbers("rounds_ms"),
                        r.optional_number("predicted_ms"), r.optional_number("budget_ms"), r.text("source", ""),
-                       r.text("statistic", "median"))
+                       r.text("statistic", "median"), r.optional_text("simulated"))
 
 
 def _report_summary(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
@@ -244,6 +249,7 @@ def _merge(results: list[ModelResult]) -> list[ModelResult]:
         full.budget_ms = full.budget_ms if full.budget_ms is not None else other.budget_ms
         if not full.runtime:
             full.runtime = other.runtime
+        full.simulated = full.simulated or other.simulated
         merged[key] = full
     return list(merged.values())
 

@@ -75,8 +75,13 @@ def row_dict(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def device_header(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The device of one page: its name, the timing bases of its simulated results (`simulated`, None for a real
+    device) and the title showing both, its identity and runtimes."""
     first = rows[0]["result"]
-    return {"name": first.device_name, "fingerprint": first.device_id,
+    simulated = "; ".join(dict.fromkeys(r["result"].simulated for r in rows if r["result"].simulated)) or None
+    return {"name": first.device_name, "simulated": simulated,
+            "title": f"{first.device_name} (simulated: {simulated})" if simulated else first.device_name,
+            "fingerprint": first.device_id,
             "model": first.device.get("model"), "manufacturer": first.device.get("manufacturer"),
             "soc": first.device.get("soc"), "build_fingerprint": first.device.get("build_fingerprint"),
             "runtimes": sorted({r["result"].runtime for r in rows if r["result"].runtime})}
@@ -88,7 +93,7 @@ def markdown(rows: Sequence[dict[str, Any]], threshold_pct: float, title: bool =
     lines = []
     if title:
         icon = ICON[FAIL] if counts[FAIL] else ICON[WARN] if counts[WARN] else ICON[PASS]
-        lines.append(f"### {md_text(head['name'])}: {icon} {counts[PASS]} pass, {counts[WARN]} warn, "
+        lines.append(f"### {md_text(head['title'])}: {icon} {counts[PASS]} pass, {counts[WARN]} warn, "
                      f"{counts[FAIL]} fail")
     lines += ["", f"Device {md_code(head['model'] or '?')} (fingerprint {md_code(head['fingerprint'])}), runtime "
               f"{', '.join(md_code(r) for r in head['runtimes']) or 'n/a'}; regression threshold {threshold_pct:g}%.",
@@ -194,7 +199,8 @@ def html_page(title: str, rows: Sequence[dict[str, Any]], fronts: dict[str, list
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
              f"<style>{_STYLE}</style><script>{_SCRIPT}</script></head><body>", f"<h1>{e(title)}</h1>",
              "<table class='device'>"]
-    for key in ("name", "model", "manufacturer", "soc", "fingerprint", "build_fingerprint"):
+    for key in ("name", *(("simulated",) if head["simulated"] else ()), "model", "manufacturer", "soc",
+                "fingerprint", "build_fingerprint"):
         parts.append(f"<tr><th>{e(key)}</th><td><code>{e(str(head[key] or 'n/a'))}</code></td></tr>")
     parts.append(f"<tr><th>runtimes</th><td>{e(', '.join(head['runtimes']) or 'n/a')}</td></tr>"
                  f"<tr><th>regression threshold</th><td>{threshold_pct:g}%</td></tr></table>")

@@ -90,10 +90,11 @@ def _write_report(current: ReportInputs, baseline: list[ModelResult], budgets: l
         md = markdown(device_rows, threshold_pct)
         _write_json(staging / f"{name}.json", page)
         (staging / f"{name}.md").write_text(md, encoding="utf-8")
-        (staging / f"{name}.html").write_text(html_page(f"elasticvit-deploy report: {head['name']}", device_rows,
+        (staging / f"{name}.html").write_text(html_page(f"elasticvit-deploy report: {head['title']}", device_rows,
                                                       fronts, threshold_pct), encoding="utf-8")
         md_parts.append(md)
-        phones.append({"name": head["name"], "fingerprint": device_id,
+        phones.append({"name": head["name"], **({"simulated": head["simulated"]} if head["simulated"] else {}),
+                       "fingerprint": device_id,
                        "files": {k: str(out / f"{name}.{k}") for k in ("json", "md", "html")},
                        "status": {s: sum(r["status"] == s for r in device_rows) for s in ("PASS", "WARN", "FAIL")}})
     summary_md = "## elasticvit-deploy benchmark report\n\n" + ("\n".join(md_parts) or "No measured models.\n")

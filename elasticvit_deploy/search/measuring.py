@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -110,13 +111,15 @@ class MeasurerPool:
 
 
 @contextlib.contextmanager
-def simulated_device(profile: str, settings: RunnerSettings, options: MeasureOptions) -> Iterator[Device]:
+def simulated_device(profile: str, settings: RunnerSettings, options: MeasureOptions,
+                     tables: Path | None = None) -> Iterator[Device]:
     """A simulated twin of a phone profile (a SIMULATOR, not the phone): one simulated phone behind its own adb
     server on 127.0.0.1, prepared (its big cluster, one thread unless `settings` say otherwise), for the
-    duration of the block. UnknownDevice for a profile the simulator does not have."""
+    duration of the block; it times by its table in `tables` (default: the installed tables). UnknownDevice for
+    a profile the simulator does not have."""
     if profile not in PROFILES:
         raise UnknownDevice(f"--simulate: no simulated twin of {profile} (profiles: {', '.join(PROFILES)})")
-    with SimulatedFarm([profile]) as farm:
+    with SimulatedFarm([profile], tables=tables) as farm:
         phone = Phone(AdbServer("127.0.0.1", farm.port, explicit=True), farm.serials[0])
         device = PhoneDevice(phone, f"simulated-{profile}", replace(settings, cores=settings.cores or "auto"),
                              options)

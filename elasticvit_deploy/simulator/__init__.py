@@ -6,8 +6,11 @@
 
 The endpoint speaks the adb server protocol (smart sockets, shell v2, sync v1), so adbutils and `adb -P PORT` work
 unmodified. Each phone is a directory tree with sysfs-like files, Android's shell (mksh) and toybox, a few
-generated tools and a simulated LiteRT benchmark_model whose timings come from host timings scaled by the phone's
-profile, noise and a thermal model. It is a simulator, not an emulator. Its clients get a phone, not the host: shell
+generated tools and a simulated LiteRT benchmark_model, with noise and a thermal model. The four profiles are
+twins of the phones whose nn-Meter tables the toolkit uses (twin.py): a model carrying an ElasticViT arch or block
+takes what the installed table says (`SimulatedFarm(..., tables=DIR)` for another directory), anything else (or a
+twin without its table) host timings scaled by the profile; the tool prints which in a line of its own, and the
+farm's results keep it (`simulated`). It is a simulator, not an emulator. Its clients get a phone, not the host: shell
 commands run confined to the phone's tree by bubblewrap (sandbox.py), and the simulator's own file access resolves
 paths inside that tree (paths.py). `SimulatedFarm(..., benchmark_binary=PATH)` makes the phones run a host
 executable (a real benchmark_model built for the host, or a script) as their benchmark_model instead, confined the

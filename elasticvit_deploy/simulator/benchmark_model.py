@@ -28,18 +28,30 @@ All three run ``(run < min_runs || now < min_finish) && now <= max_finish`` with
 max_secs`` (default 150 s, so fewer runs than asked when exceeded; a run that passes it is finished), and print
 an empty warm-up as the real ``Stat`` does (``count=0``, average 0).
 
-The timings are simulated: the .tflite is really loaded with the LiteRT interpreter and timed on the host, then
-every run takes host latency x speed factor / CPU frequency fraction x lognormal noise, where the frequency
-fraction comes from the fastest core of the taskset mask and from thermal throttling; each run sleeps for its
-simulated duration x time_scale and the phone heats while the tool is busy (thermal.py). GPU, NNAPI and NPU
-delegates are announced as the real tools do but run at CPU speed. --num_threads is accepted and echoed, but one
-thread is simulated. A simulator for trying the workflow and for CI: the numbers are plausible, not predictions.
+The timings are simulated, and every run prints one line of the simulator's own (real tools never print it)
+naming what they rest on, in the tool's log style: ``INFO: Simulator timing: <basis>`` (classic), ``INFO:
+[simulator:0] Simulator timing: <basis>`` on stderr (litert2), ``Simulator timing: <basis>`` (tf1); the farm reads
+it into its results (farm/benchmark_output.py), so they stay marked simulated. On a twin (a profile with
+``tables=...``, twin.py) a model carrying an ElasticViT arch or block takes what the phone's nn-Meter table says,
+with no host timing at all: each run takes (table ms + the profile's invoke_overhead_us) / CPU frequency fraction x
+lognormal noise, basis ``table <phone>``. The table knows blocks measured alone on the phone, summed, so the twin
+knows that and no more: no layout, fusion or effects between blocks that the table lacks. Any other model, or a
+twin whose table is not installed, falls back on host-scaled timing, basis ``host-scaled (<why>)``: the .tflite is
+timed on the host with the LiteRT interpreter and a run takes host latency x speed_factor / CPU frequency fraction
+x lognormal noise. The frequency fraction is the top frequency of the fastest core of the taskset mask over that
+of the phone's fastest cluster of >= 2 cores (where nn-Meter measured the tables; `PhoneProfile.reference_khz`),
+times thermal throttling; init takes the host's load
+time x speed_factor on both paths. Each run sleeps for its simulated duration x time_scale and the phone heats
+while the tool is busy (thermal.py). GPU, NNAPI and NPU delegates are announced as the real tools do but run at
+CPU speed. --num_threads is accepted and echoed, but one thread is simulated. A simulator for trying the workflow
+and for CI: a twin's numbers are its table's, the fallback's are plausible, neither is a measurement.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -80,6 +92,7 @@ from .tool_flags import (
     usage_modern,
     usage_tf1,
 )
+from .twin import cached_twin_timing
 
 HOST_TIMING_RUNS = 5       # host invocations timed (after one untimed) to estimate the host latency
 FIRST_RUN_FACTOR = 1.3     # the first inference pays for cold caches and lazy initialisation
@@ -88,6 +101,7 @@ ABORT_EXIT = 134           # a shell's status for a process killed by SIGABRT (T
 # litert/tools/benchmark_litert_model.h at v2.2.0: the line each LITERT_LOG of the results block reports
 _LITERT_TAG = "benchmark_litert_model.h"
 _LITERT_LOAD_TAG = "benchmark_litert_model.cc:271"
+_SIMULATOR_TAG = "simulator:0"  # the tag of the simulator's own line in the litert2 tool's log style
 _DEFAULT_SIGNATURE = "<placeholder signature>"  # litert/cc/internal/litert_consts.h kDefaultSignatureKey
 
 
@@ -142,21 +156,31 @@ class SimulatedPhone:
         self.profile = PhoneProfile(**fields)
         self.time_scale = float(settings["time_scale"])
         self.host_timing_cache = Path(settings["host_timing_cache"])
+        self.table = Path(settings["table"]) if settings.get("table") else None
         self.thermal = Thermal(state_dir / "thermal", self.profile, self.time_scale)
         self.sensors = Sensors(Path(settings["sandbox"]), self.thermal, frozenset(settings.get("quirks", ())))
         freqs = self.profile.core_max_freqs_khz
         allowed = [f for i, f in enumerate(freqs) if cores_mask is None or cores_mask >> i & 1] or list(freqs)
-        self.cluster_fraction = max(allowed) / max(freqs)
+        self.cluster_fraction = max(allowed) / self.profile.reference_khz
         self.sigma = math.sqrt(math.log(1 + self.profile.noise_cv ** 2))
         self.rng = random.Random()
         self._deadline = time.monotonic()
         self._refreshed = 0.0
 
-    def duration_s(self, host_s: float) -> float:
-        """Simulated duration of work that takes host_s on the host, at the current temperature."""
+    def timing(self, model: HostModel) -> Timing:
+        """How long one inference of `model` takes on the reference cluster at full frequency, and what that rests
+        on: the twin's table (plus the per-invoke overhead), else the host's latency x speed factor."""
+        twin = cached_twin_timing(model.data, model.digest, self.profile, self.table, self.host_timing_cache)
+        if twin.ms is not None:
+            return Timing(twin.ms / 1e3 + self.profile.invoke_overhead_us / 1e6, twin.basis)
+        return Timing(model.latency_s * self.profile.speed_factor, twin.basis)
+
+    def duration_s(self, full_speed_s: float) -> float:
+        """Simulated duration of work that takes full_speed_s on the reference cluster at full frequency, at the
+        current temperature and core mask, with noise."""
         fraction = self.cluster_fraction * freq_fraction(self.profile, self.thermal.current())
         noise = self.rng.lognormvariate(-self.sigma ** 2 / 2, self.sigma)
-        return host_s * self.profile.speed_factor / fraction * noise
+        return full_speed_s / fraction * noise
 
     def start_clock(self) -> None:
         """Start a stretch of back-to-back simulated work (see spend)."""
@@ -178,6 +202,14 @@ class SimulatedPhone:
 
 
 @dataclass(frozen=True)
+class Timing:
+    """One inference at full speed (seconds) and the timing basis the tool's simulator line names."""
+
+    inference_s: float
+    basis: str
+
+
+@dataclass(frozen=True)
 class Op:
     """One node of the model as the op profiler names it."""
 
@@ -190,7 +222,9 @@ class HostModel:
     """The .tflite loaded in the LiteRT interpreter on the host, with its host timings.
 
     Timings are measured once per model file (and XNNPACK setting) and cached in `cache_dir`, shared by the phones
-    of a farm: host noise then does not move a model's simulated latency from one run or phone to the next."""
+    of a farm: host noise then does not move a model's simulated latency from one run or phone to the next. The
+    load time is kept on the first load; the latency is measured only when asked for (`latency_s`: the fallback of
+    a twin, see module docstring)."""
 
     def __init__(self, path: str, use_xnnpack: bool, cache_dir: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -200,27 +234,37 @@ class HostModel:
         with _quiet_stderr():  # the host runtime's own log lines are not the phone's tool's
             self.interpreter = Interpreter(model_path=path, num_threads=1, experimental_op_resolver_type=resolver)
             self.interpreter.allocate_tensors()
-        init_s = time.perf_counter() - start
+        load_s = time.perf_counter() - start
         self.size_bytes = os.path.getsize(path)
         self.input_bytes = sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
                                for d in self.interpreter.get_input_details())
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        cache = cache_dir / f"{digest}{'' if use_xnnpack else '-no-xnnpack'}.json"
-        timings = _read_timings(cache)
-        if timings is None:
+        self.data = Path(path).read_bytes()
+        self.digest = hashlib.sha256(self.data).hexdigest()
+        self._cache_dir = cache_dir
+        self._cache = cache_dir / f"{self.digest}{'' if use_xnnpack else '-no-xnnpack'}.json"
+        self.init_s = self._timing("init_s", lambda: load_s)
+
+    @functools.cached_property
+    def latency_s(self) -> float:
+        """Median host latency of one invocation (measured on first use, then cached)."""
+        return self._timing("latency_s", self._measure)
+
+    def _timing(self, key: str, measure: Callable[[], float]) -> float:
+        """The cached timing `key`, measured and added to the cache if missing."""
+        timings = _read_timings(self._cache) or {}
+        if key not in timings:
             # one phone measures, the others wait for its figures: phones starting the same model together
             # would otherwise time it while competing for the host's cores, and all get slower
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            with open(cache.with_suffix(".lock"), "w") as lock:
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            with open(self._cache.with_suffix(".lock"), "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                timings = _read_timings(cache)
-                if timings is None:
-                    timings = {"init_s": init_s, "latency_s": self._measure()}
-                    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+                timings = _read_timings(self._cache) or {}
+                if key not in timings:
+                    timings[key] = measure()
+                    tmp = self._cache.with_name(f".{self._cache.name}.{os.getpid()}")
                     tmp.write_text(json.dumps(timings), encoding="utf-8")
-                    os.replace(tmp, cache)
-        self.init_s = float(timings["init_s"])
-        self.latency_s = float(timings["latency_s"])
+                    os.replace(tmp, self._cache)
+        return float(timings[key])
 
     def _measure(self) -> float:
         """Median host latency of one invocation, on random inputs."""
@@ -300,10 +344,11 @@ def load_model(use_xnnpack: bool, cache_dir: Path) -> HostModel:
 
 # --- the benchmark loop --------------------------------------------------------------------------------------
 
-def run_loop(phone: SimulatedPhone, host_s: float, min_runs: int, min_secs: float | None, max_secs: float | None,
-             first_factor: float) -> Stat:
+def run_loop(phone: SimulatedPhone, inference_s: float, min_runs: int, min_secs: float | None,
+             max_secs: float | None, first_factor: float) -> Stat:
     """BenchmarkModel::Run: at least min_runs runs and min_secs seconds, no run started after max_secs (both as
-    float32 seconds times 1e6, truncated to microseconds); TF Lite 1.12 (None, None) does exactly min_runs."""
+    float32 seconds times 1e6, truncated to microseconds); TF Lite 1.12 (None, None) does exactly min_runs.
+    `inference_s` is one run at full speed (SimulatedPhone.timing)."""
     times: list[int] = []
     elapsed_us = 0.0
     min_us = int(np.float32(min_secs) * np.float32(1e6)) if min_secs is not None else None
@@ -311,7 +356,7 @@ def run_loop(phone: SimulatedPhone, host_s: float, min_runs: int, min_secs: floa
     phone.start_clock()
     while (len(times) < min_runs or (min_us is not None and elapsed_us < min_us)) and (
             max_us is None or elapsed_us <= max_us):
-        duration = phone.duration_s(host_s) * (first_factor if not times else 1.0)
+        duration = phone.duration_s(inference_s) * (first_factor if not times else 1.0)
         phone.spend(duration)
         elapsed_us += duration * 1e6
         times.append(max(int(duration * 1e6), 1))
@@ -330,10 +375,14 @@ class Run:
 
 def simulate(phone: SimulatedPhone, model: HostModel, warmup: tuple[int, float | None], timed: tuple[int, float | None],
              max_secs: float | None, announce: Callable[[int, float | None], None],
-             report: Callable[[Stat], None], after_init: Callable[[int], None]) -> Run:
-    """Init, warm-up and timed runs with the phone busy; `announce` and `report` print each loop's lines."""
+             report: Callable[[Stat], None], after_init: Callable[[int], None],
+             note: Callable[[str], None]) -> Run:
+    """Init, warm-up and timed runs with the phone busy; `note` prints the simulator's timing line, `announce` and
+    `report` each loop's lines."""
+    timing = phone.timing(model)
+    note(f"Simulator timing: {timing.basis}")
     with phone.thermal.busy():
-        init_s = phone.duration_s(model.init_s)
+        init_s = phone.duration_s(model.init_s * phone.profile.speed_factor)
         phone.start_clock()
         phone.spend(init_s)
         init_us = int(init_s * 1e6)
@@ -341,7 +390,7 @@ def simulate(phone: SimulatedPhone, model: HostModel, warmup: tuple[int, float |
         stats = []
         for (runs, min_secs), factor in ((warmup, FIRST_RUN_FACTOR), (timed, 1.0)):
             announce(runs, min_secs)
-            stat = run_loop(phone, model.latency_s, runs, min_secs, max_secs, factor)
+            stat = run_loop(phone, timing.inference_s, runs, min_secs, max_secs, factor)
             report(stat)
             stats.append(stat)
     phone.refresh_sensors()  # as the now idle phone shows them (the farm's refresher may not see this run end)
@@ -444,7 +493,8 @@ def classic_main(argv: Sequence[str], ctx: Context) -> int:
                        f"{cpp_double(secs or 0)} seconds but terminate if exceeding "
                        f"{cpp_double(float(parsed['max_secs']))} seconds."),
                    report=lambda stat: _out_paragraph(f"INFO: {stat.line()}"),
-                   after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."))
+                   after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."),
+                   note=lambda text: _out(f"INFO: {text}"))
     _out(f"INFO: Inference timings in us: Init: {run.init_us}, First inference: {run.warmup.first}, "
          f"Warmup (avg): {cpp_double(run.warmup.avg)}, Inference (avg): {cpp_double(run.timed.avg)}")
     init_mb, overall_mb = _memory_lines(model)
@@ -558,7 +608,8 @@ def litert2_main(argv: Sequence[str], ctx: Context) -> int:
                        f"INFO: Running benchmark for at least {runs} iterations and at least "
                        f"{cpp_double(secs or 0)} seconds but terminate if exceeding {cpp_double(max_secs)} seconds."),
                    report=lambda stat: _out_paragraph(f"INFO: {stat.line(percentiles=True)}"),
-                   after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."))
+                   after_init=lambda us: _out(f"INFO: Initialized session in {cpp_double(us / 1e3)}ms."),
+                   note=lambda text: _err(f"INFO: [{_SIMULATOR_TAG}] {text}"))
     timed, warm = run.timed, run.warmup
 
     def log(line: int, text: str) -> None:
@@ -617,7 +668,8 @@ def tf1_main(argv: Sequence[str], ctx: Context) -> int:
     run = simulate(phone, model, (int(parsed["warmup_runs"]), None), (int(parsed["num_runs"]), None), None,
                    announce=lambda runs, secs: _out(f"Running benchmark for {runs} iterations "),
                    report=lambda stat: _out_paragraph(stat.line(legacy=True)),
-                   after_init=lambda us: _out(f"Initialized session in {cpp_double(us / 1e3)}ms"))
+                   after_init=lambda us: _out(f"Initialized session in {cpp_double(us / 1e3)}ms"),
+                   note=_out)
     _out(f"Average inference timings in us: Warmup: {cpp_double(run.warmup.avg)}, Init: {run.init_us}, "
          f"no stats: {cpp_double(run.timed.avg)}")
     return 0

@@ -49,7 +49,8 @@ class BenchmarkService:
     """Serves the simulated benchmark_model of one phone on `socket_dir/evd-benchmark`."""
 
     def __init__(self, sandbox: Path, state_dir: Path, host_timings: Path, userland: Userland,
-                 processes: Processes, thermal: Thermal, benchmark_binary: Path | None = None) -> None:
+                 processes: Processes, thermal: Thermal, benchmark_binary: Path | None = None,
+                 table: Path | None = None) -> None:
         self.sandbox = sandbox
         self.state_dir = state_dir
         self.host_timings = host_timings
@@ -57,6 +58,7 @@ class BenchmarkService:
         self.processes = processes
         self.thermal = thermal
         self.benchmark_binary = benchmark_binary
+        self.table = table  # the twin's table file, readable by the simulated tool (twin.py)
         self.completed = 0  # runs on a model that ended by themselves with exit 0 (what the phone finished)
         self._count_lock = threading.Lock()
         # a short path of its own: Unix socket paths are limited to 108 bytes
@@ -129,7 +131,8 @@ class BenchmarkService:
         if model is not None:
             env["EVD_SIM_MODEL"] = model
         self.host_timings.mkdir(parents=True, exist_ok=True)
-        argv = tool_command(self.userland, [project], [self.state_dir, self.host_timings, self.sandbox / "sys"],
+        argv = tool_command(self.userland, [project, *([self.table] if self.table else [])],
+                            [self.state_dir, self.host_timings, self.sandbox / "sys"],
                             [sys.executable, "-c", TOOL, *args])
         return argv, env
 

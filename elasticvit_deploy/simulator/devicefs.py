@@ -4,7 +4,9 @@
 the phone's own build provides: getprop, dumpsys (battery only), id (Android's names for uid 2000) and df (the
 profile's storage). taskset is a script too: unlike toybox's, it cannot pin the host's CPUs to the phone's cores,
 so it hands the mask to the simulated benchmark_model instead. The pre-installed benchmark_model is a client of
-the phone's benchmark service (benchmark_service.py).
+the phone's benchmark service (benchmark_service.py); a comment in it names the timing it gets (twin.py
+`timing_identity`: the timing model and the table it follows), so the tool's sha256, which the farm's results store
+keys on, changes with the timing.
 
 Thermal zones: thermal_zone0 "cpu-therm" (the CPU) and thermal_zone1 "battery"; with the bcl-soc-zone quirk the
 zones of a real SM8250 phone (their types and order as dumped from a Retroid Pocket 5, see the package
@@ -75,10 +77,10 @@ def props(profile: PhoneProfile, serial: str, quirks: frozenset[str]) -> dict[st
     return values
 
 
-def build(sandbox: Path, profile: PhoneProfile, serial: str, userland: Userland,
-          quirks: frozenset[str] = frozenset()) -> None:
+def build(sandbox: Path, profile: PhoneProfile, serial: str, userland: Userland, quirks: frozenset[str],
+          timing: str) -> None:
     """Create the directory tree, the userland, the tools and the pre-installed benchmark_model of a fresh phone
-    (the sensor files are written by Sensors)."""
+    (the sensor files are written by Sensors); `timing` names the simulated tool's timing (one line)."""
     for d in ("data/local/tmp/elasticvit-deploy", "sdcard", "system/bin", "sys"):
         (sandbox / d).mkdir(parents=True, exist_ok=True)
     sysfs = sandbox / "sys"
@@ -108,7 +110,7 @@ def build(sandbox: Path, profile: PhoneProfile, serial: str, userland: Userland,
     userland_tools.install(userland, sandbox / "system/bin", set(tools))
     for name, text in tools.items():
         _write(sandbox / "system/bin" / name, text, executable=True)
-    _write(sandbox / BENCHMARK_MODEL.lstrip("/"), _benchmark_client(), executable=True)
+    _write(sandbox / BENCHMARK_MODEL.lstrip("/"), _benchmark_client(timing), executable=True)
 
 
 def _policies(profile: PhoneProfile) -> dict[int, list[int]]:
@@ -248,12 +250,13 @@ def _df(profile: PhoneProfile) -> str:
             f"echo '/dev/block/dm-8 {row} /data'\necho '/dev/fuse       {row} /storage/emulated'\n")
 
 
-def _benchmark_client() -> str:
+def _benchmark_client(timing: str) -> str:
     socket = f"{SOCKET_DIR}/{BENCHMARK_SOCKET}"
     return f"""#!/system/bin/sh
 # LiteRT benchmark_model of a simulated phone. The simulation needs the host's LiteRT, so it runs outside the
 # phone: this script sends its arguments to the phone's benchmark service ({socket}) and prints the
 # output that comes back (stdout and stderr apart), then exits with the simulation's exit code.
+# Simulated timing: {" ".join(timing.split())}
 {{
   print -r -- "argv0 $0"
   print -r -- "cwd $PWD"

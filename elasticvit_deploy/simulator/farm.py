@@ -28,6 +28,7 @@ from .protocol import ServerState, serve
 from .quirks import check_quirks
 from .sandbox import find_userland
 from .transports import Transports
+from .twin import twin_table
 from .wire import Closed, Wire
 
 _SERIAL = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9._:\[\]-]{0,63}")  # no leading dot: .state is the farm's
@@ -83,8 +84,9 @@ class SimulatedFarm:
 
     port=0 picks a free port; root holds the phones' sandboxes (default: a temporary directory removed on stop);
     time_scale multiplies every simulated duration (sleeps, cooling), so tests can run phones faster than real.
-    host_timings is the directory of the models' host timings that simulated latencies derive from (default:
-    inside root); farms given the same directory simulate a model at the same speed, which comparisons need.
+    host_timings is the directory of the models' host timings that host-scaled latencies derive from, and of
+    their twin timings (default: inside root); farms given the same directory simulate a model at the same
+    speed, which comparisons need.
     serials names the phones (default sim-<profile>-<n>); a network address ("192.168.1.20:5555") makes a phone
     reached over TCP, as after `adb connect`.
     quirks (names from quirks.QUIRKS) are given to every phone, quirks_by_serial adds more to single phones (by
@@ -96,7 +98,9 @@ class SimulatedFarm:
                  time_scale: float = 1.0, host_timings: str | Path | None = None,
                  serials: Sequence[str] | None = None, quirks: Iterable[str] = (),
                  benchmark_binary: str | Path | None = None,
-                 quirks_by_serial: Mapping[str, Iterable[str]] | None = None) -> None:
+                 quirks_by_serial: Mapping[str, Iterable[str]] | None = None,
+                 tables: str | Path | None = None) -> None:
+        self._tables = Path(tables) if tables is not None else None
         self._host_timings = Path(host_timings) if host_timings is not None else None
         if time_scale <= 0:
             raise SimulationError("time_scale must be positive")
@@ -129,7 +133,7 @@ class SimulatedFarm:
                 state_dir = root / ".state" / serial
                 phone = SimPhone(serial, profile, transport_id, root / serial, state_dir, self.time_scale,
                                  userland, self._host_timings, self._quirks[transport_id - 1],
-                                 self._benchmark_binary)
+                                 self._benchmark_binary, twin_table(profile, self._tables))
                 self._phones.append(phone)
                 phone.start()
             self._server = _Server(self._port, self._phones)

@@ -15,6 +15,7 @@ from .profiles import PhoneProfile
 from .quirks import check_quirks
 from .sandbox import Userland
 from .thermal import Thermal
+from .twin import timing_identity
 
 FAULT_KINDS = ("offline", "unauthorized", "drop", "garble", "slow")
 SENSOR_REFRESH_S = 0.1  # host seconds between sensor file refreshes
@@ -24,15 +25,17 @@ class SimPhone:
     """A phone of the farm. Its file system is the directory `sandbox` (its shell commands run confined to it, see
     sandbox.py); its private state (thermal model, settings for the simulated benchmark_model) lives in
     `state_dir`, outside the sandbox. `quirks` (names from quirks.QUIRKS) change what the phone shows;
-    `benchmark_binary` is a host executable run as its benchmark_model instead of the simulated one."""
+    `benchmark_binary` is a host executable run as its benchmark_model instead of the simulated one; `table` is
+    the nn-Meter table file the simulated one follows as the profile's twin (twin.py; None: host-scaled)."""
 
     def __init__(self, serial: str, profile: PhoneProfile, transport_id: int, sandbox: Path, state_dir: Path,
                  time_scale: float, userland: Userland, host_timings: Path | None = None,
                  quirks: frozenset[str] | set[str] | tuple[str, ...] = frozenset(),
-                 benchmark_binary: Path | None = None) -> None:
+                 benchmark_binary: Path | None = None, table: Path | None = None) -> None:
         self.serial = serial
         self.quirks: frozenset[str] = check_quirks(quirks)
         self.benchmark_binary = benchmark_binary
+        self.table = None if benchmark_binary is not None else table
         self.userland = userland
         self.host_timings = host_timings or state_dir.parent / "host-timings"
         self.profile = profile
@@ -52,15 +55,17 @@ class SimPhone:
     def start(self) -> None:
         """Create the sandbox and state, then keep the sensor files current in a background thread."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        devicefs.build(self.sandbox, self.profile, self.serial, self.userland, self.quirks)
+        timing = "external benchmark binary" if self.benchmark_binary else timing_identity(self.profile, self.table)
+        devicefs.build(self.sandbox, self.profile, self.serial, self.userland, self.quirks, timing)
         settings = {"serial": self.serial, "sandbox": str(self.sandbox), "time_scale": self.time_scale,
                     "profile": asdict(self.profile), "quirks": sorted(self.quirks),
                     # shared by the phones of a farm (and by farms given the same directory)
-                    "host_timing_cache": str(self.host_timings)}
+                    "host_timing_cache": str(self.host_timings),
+                    "table": None if self.table is None else str(self.table)}
         (self.state_dir / "phone.json").write_text(json.dumps(settings, indent=1), encoding="utf-8")
         self.thermal.reset()
         self.benchmark = BenchmarkService(self.sandbox, self.state_dir, self.host_timings, self.userland,
-                                          self.processes, self.thermal, self.benchmark_binary)
+                                          self.processes, self.thermal, self.benchmark_binary, self.table)
         self.benchmark.start()
         self._refresher.start()
 
