@@ -166,11 +166,17 @@ class TFLiteFormat:
     native_modules: tuple[str, ...] = ("ai_edge_litert.interpreter", "litert_torch")
     packages: tuple[str, ...] = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
 
-    # the module's functions, as the format's methods
-    convert = staticmethod(convert_module)
-    quantize = staticmethod(quantize)
-    embed_metadata = staticmethod(embed_metadata)
-    read_metadata = staticmethod(read_metadata)
+    def convert(self, module: torch.nn.Module, example: torch.Tensor, channels_last: bool) -> bytes:
+        return convert_module(module, example, channels_last)
+
+    def quantize(self, fp32_model: bytes, quantization: str, calibration: Sequence[np.ndarray]) -> bytes:
+        return quantize(fp32_model, quantization, calibration)
+
+    def embed_metadata(self, model: bytes, info: dict[str, Any]) -> bytes:
+        return embed_metadata(model, info)
+
+    def read_metadata(self, model: bytes) -> dict[str, Any] | None:
+        return read_metadata(model)
 
     def graph_summary(self, model: bytes) -> dict[str, Any]:
         return inspect_graph(model).to_dict()
