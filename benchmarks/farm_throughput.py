@@ -2,12 +2,14 @@
 
 1. Models measured per minute with 1 vs 4 simulated phones (goal: >= 3.5x with 4), through the same code as
    `elasticvit-deploy measure --all`: adb server protocol, runner pushed and run, results stored.
-   The simulated benchmark_model sleeps for the phone's simulated time, so, as on a real farm, phone time
-   dominates and phones work in parallel.
+   The models are ElasticViT blocks exported as the latency builder exports them, chosen across the range of the
+   Pixel 4 table (2-30 ms), and the simulated phones are Pixel 4 twins: each block runs at its table latency
+   (what a real Pixel 4 took), and the simulated benchmark_model sleeps for that phone time, so, as on a real
+   farm, phone time dominates and phones work in parallel.
 2. Results-store overhead per stored result (start + rounds + finish, SQLite WAL).
 3. Repeatability of `--device host`: CV of the median over 5 repeated fresh measurements of the same model.
 
-    .venv/bin/python benchmarks/farm_throughput.py [--models 8] [--runs 100] [--json]
+    .venv/bin/python benchmarks/farm_throughput.py [--models 8] [--runs 100] [--tables DIR] [--json]
 """
 
 from __future__ import annotations
@@ -21,30 +23,29 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from elasticvit_deploy.export import tflite_format
 from elasticvit_deploy.farm.adb import AdbServer, Phone
 from elasticvit_deploy.farm.batch import measure_batch
 from elasticvit_deploy.farm.measure import HostDevice, LocalModel, MeasureOptions, PhoneDevice
 from elasticvit_deploy.farm.runner_protocol import RunnerSettings
 from elasticvit_deploy.farm.store import ResultsStore, measurement_key
+from elasticvit_deploy.latency.exports import export_block
+from elasticvit_deploy.latency.model import universe
+from elasticvit_deploy.latency.tables import TablePredictor, import_tables
 from elasticvit_deploy.simulator import SimulatedFarm
+from supernet.space import ELASTICVIT
+
+DEFAULT_TABLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nnmeter-hybrid-luts"
 
 
-def make_models(n: int, directory: Path, resolution: int) -> list[LocalModel]:
-    """`n` distinct conv nets (different widths): at 224 x 224 they take tens of ms on a simulated Pixel 4, like
-    real subnets, so the phone's time dominates the host's per-round overhead as it does on a real farm."""
-    models = []
-    for i in range(n):
-        width = 16 + 8 * i
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, width, 3, padding=1), torch.nn.ReLU(),
-                                  torch.nn.Conv2d(width, width, 3, padding=1), torch.nn.ReLU(),
-                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(width, 10)).eval()
-        path = directory / f"conv{width}.tflite"
-        path.write_bytes(tflite_format.convert_module(net, torch.zeros(1, 3, resolution, resolution), False))
-        models.append(LocalModel.load(path))
-    return models
+def make_models(n: int, tables: Path) -> list[LocalModel]:
+    """`n` ElasticViT blocks (tens of ms on a Pixel 4 at most, like real subnets' parts) exported to TFLite, at
+    evenly spaced quantiles of their Pixel 4 table latency, with the tables installed for the twins."""
+    import_tables(tables)
+    table = TablePredictor.load("pixel4")
+    candidates = [b for b in universe(ELASTICVIT, "graph") if 2.0 <= table.entries.get(b.table_key, 0.0) <= 30.0]
+    candidates.sort(key=lambda b: table.entries[b.table_key])
+    picks = [candidates[round(i * (len(candidates) - 1) / max(n - 1, 1))] for i in range(n)]
+    return [LocalModel.load(export_block(b, ELASTICVIT)) for b in dict.fromkeys(picks)]
 
 
 def farm_rate(profiles: list[str], models: list[LocalModel], settings: RunnerSettings, rounds: int,
@@ -92,13 +93,15 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=8)
     parser.add_argument("--runs", type=int, default=50, help="timed runs per round on the simulated phones")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--resolution", type=int, default=224, help="input side of the benchmark models")
+    parser.add_argument("--tables", type=Path, default=DEFAULT_TABLES,
+                        help="directory with the nn-Meter tables (the twins' latencies)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("ADBUTILS_ADB_PATH", "/bin/false")  # never start a real adb server
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        models = make_models(args.models, tmp_path, args.resolution)
+        os.environ["ELASTICVIT_DEPLOY_HOME"] = str(tmp_path / "home")  # the tables and exports of this run only
+        models = make_models(args.models, args.tables)
         settings = RunnerSettings(runs=args.runs, cores="auto", cool_below_mc=None)
         timings = tmp_path / "host-timings"
         one, medians_ms = farm_rate(["pixel4"], models, settings, args.rounds, tmp_path / "one.sqlite", timings)
@@ -108,8 +111,8 @@ def main() -> int:
         medians, cv = host_repeatability(models[len(models) // 2], tmp_path / "host.sqlite")
     figures = {"models_per_min_1_phone": one, "models_per_min_4_phones": four, "speedup_4_vs_1": four / one,
                "store_overhead_ms_per_result": overhead, "host_medians_ms": medians, "host_median_cv": cv}
-    print(f"simulated farm, {args.models} models x {args.rounds} rounds x (10 warm-up + {args.runs} runs); simulated "
-          f"Pixel 4 medians {min(medians_ms):.1f}..{max(medians_ms):.1f} ms:")
+    print(f"simulated farm, {len(models)} models x {args.rounds} rounds x (10 warm-up + {args.runs} runs); Pixel 4 "
+          f"twin medians {min(medians_ms):.1f}..{max(medians_ms):.1f} ms:")
     print(f"  1 phone : {one:6.1f} models/min")
     print(f"  4 phones: {four:6.1f} models/min  -> {four / one:.2f}x (goal >= 3.5x)")
     print(f"results store: {overhead:.2f} ms per stored result (start + {3} rounds + finish)")

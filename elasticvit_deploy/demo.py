@@ -100,7 +100,7 @@ class Demo:
 
     def build_predictor(self) -> None:
         self._run("2-predictor", ["predictor", "build", "--device", "host", "--space", TINY.name, "--budget",
-                                  str(self.s.predictor_blocks), "--calibrate", "4", "--json"])
+                                  str(self.s.predictor_blocks), "--models", "4", "--json"])
 
     def host_budget(self) -> float:
         model = load_predictor("host", TINY)
