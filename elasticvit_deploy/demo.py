@@ -142,8 +142,8 @@ class Demo:
         if all(installed_table_path(d) is not None for d in TABLE_DEVICES):
             return True
         if self.s.tables is not None:
-            return self._run("6-tables", ["predictor", "import-tables", str(self.s.tables)], check=False) is not None
-        return self._run("6-tables", ["predictor", "fetch-tables"], check=False) is not None
+            return self._run("0-tables", ["predictor", "import-tables", str(self.s.tables)], check=False) is not None
+        return self._run("0-tables", ["predictor", "fetch-tables"], check=False) is not None
 
     def twin_search(self) -> dict[str, Any]:
         """Search the ElasticViT space for the twin target's budget (its table) and verify on its twin."""
@@ -160,6 +160,7 @@ class Demo:
     def run(self) -> dict[str, Any]:
         self.s.out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
+        tables = self.tables_ready()  # first, so every simulated phone follows its table from the start
         self.say(f"[1/7] train a supernet of the tiny space ({self.s.train_steps} steps)")
         checkpoint = self.train()
         self.say(f"[2/7] build a host latency predictor ({self.s.predictor_blocks} blocks, each exported to "
@@ -185,7 +186,7 @@ class Demo:
         twin: dict[str, Any] | None = None
         self.say(f"[6/7] search the ElasticViT space for {TWIN_TARGET} at {TWIN_BUDGET_MS:g} ms (its nn-Meter table, "
                  f"FLOPs as the accuracy proxy) and verify the winner on its digital twin")
-        if self.tables_ready():
+        if tables:
             twin = self.twin_search()["choices"][0]
             if twin.get("model") is None:
                 raise DemoStepFailed(f"the twin search found no subnet that measured within {TWIN_BUDGET_MS:g} ms: "

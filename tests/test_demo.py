@@ -20,9 +20,9 @@ def test_demo_runs_the_whole_loop(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert (out["format"], out["version"]) == ("elasticvit-deploy.demo", 1)
-    assert [s["step"] for s in out["steps"]] == ["1-train", "2-predictor", "3-search", "4-measure-host",
-                                                 "5-measure-simulated", "6-tables", "6-search-twin",
-                                                 "6-measure-twins", "7-report"]
+    assert [s["step"] for s in out["steps"]] == ["0-tables", "1-train", "2-predictor", "3-search", "4-measure-host",
+                                                 "5-measure-simulated", "6-search-twin", "6-measure-twins",
+                                                 "7-report"]
     twin = out["twin_choice"]  # verified on the pixel1 twin: the table's latency, within the budget
     assert twin["measured_ms"] <= 30 and abs(twin["measured_ms"] / twin["predicted_ms"] - 1) < 0.05
     choice = out["choice"]
@@ -30,5 +30,5 @@ def test_demo_runs_the_whole_loop(tmp_path, monkeypatch):
     assert Path(out["model"]).is_file()
     summary = json.loads((Path(out["report"]) / "summary.json").read_text())
     assert {p["name"] for p in summary["phones"]} == {"host", "sim-pixel1-1", "sim-pixel4-1", "sim-pixel6-1",
-                                                      "sim-xiaomi11-1"}
+                                                      "sim-xiaomi11-1", "simulated-pixel1"}
     assert (Path(out["report"]) / "host.html").stat().st_size > 10_000
