@@ -9,7 +9,7 @@
 2. Results-store overhead per stored result (start + rounds + finish, SQLite WAL).
 3. Repeatability of `--device host`: CV of the median over 5 repeated fresh measurements of the same model.
 
-    .venv/bin/python benchmarks/farm_throughput.py [--models 8] [--runs 100] [--tables DIR] [--json]
+    .venv/bin/python benchmarks/farm_throughput.py [--models 8] [--runs 200] [--tables DIR] [--json]
 """
 
 from __future__ import annotations
@@ -92,7 +92,9 @@ def host_repeatability(model: LocalModel, store_path: Path, repeats: int = 5) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=50, help="timed runs per round on the simulated phones")
+    parser.add_argument("--runs", type=int, default=200,
+                        help="timed runs per round on the simulated phones (200 x 5-22 ms blocks: seconds of phone "
+                        "time per round, as a whole subnet's 50 runs take)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tables", type=Path, default=DEFAULT_TABLES,
                         help="directory with the nn-Meter tables (the twins' latencies)")
