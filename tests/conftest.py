@@ -4,6 +4,16 @@ import torch
 from supernet.space import CNNStageSpace, SearchSpace, StemSpace, TransformerStageSpace
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_data_home(tmp_path_factory):
+    """Session- and module-scoped fixtures (simulated farms) start before the per-test `_data_home`: they write
+    user data into a temp dir too, never into the user's own (whose installed tables would change what a
+    simulated phone does)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ELASTICVIT_DEPLOY_HOME", str(tmp_path_factory.mktemp("session-home")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _data_home(tmp_path, monkeypatch):
     """Every test writes user data into its own temp dir."""

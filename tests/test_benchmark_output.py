@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from elasticvit_deploy.farm.benchmark_output import BenchmarkRun, parse_benchmark_output
+from elasticvit_deploy.farm.benchmark_output import BenchmarkRun, ToolMemory, parse_benchmark_output
 from elasticvit_deploy.farm.benchmark_tool import (
     DELEGATES,
     HELP_ARGV,
@@ -52,6 +52,8 @@ def test_fixture_parses_as_expected(path):
         assert getattr(run, name) == (None if want is None else pytest.approx(want, rel=1e-9)), name
     assert list(run.errors) == expected["errors"]
     assert run.ok is expected["ok"]
+    assert (run.memory.to_dict() if run.memory is not None else None) == expected["memory"]
+    assert run.model_mb == expected["model_mb"]
     if not expected["ok"] and expected["count"] == 0 and expected["family"] != "unknown":
         assert run.errors, "a failed run must say why"
 
@@ -72,6 +74,37 @@ def test_profiler_timings_after_the_results_are_not_taken():
     assert (run.count, run.avg_us) == (2112, pytest.approx(464.545))   # not the profiler's count=3166
     run = parse_benchmark_output(_body(DATA / "classic-mobilenet-v1-float-x86-avx-op-profiling.txt"))
     assert (run.count, run.avg_us) == (50, pytest.approx(22549.2))     # not the profiler's avg=22545.7
+
+
+def test_peak_memory_lines_as_the_sources_print_them():
+    # No published output with a peak figure was found; these lines follow the sources (LiteRT @ f67457790c9c:
+    # tflite/tools/benchmark/benchmark_model.cc with --report_peak_memory_footprint, and
+    # litert/tools/benchmark_litert_model.h when the monitor measured a peak).
+    classic = parse_benchmark_output(
+        "INFO: The input model file size (MB): 4.27635\n"
+        "INFO: Memory footprint delta from the start of the tool (MB): init=7.16016 overall=35.4844\n"
+        "INFO: Overall peak memory footprint (MB) via periodic monitoring: 38.1992\n"
+        "INFO: Memory status at the end of exeution:\nINFO: - VmRSS              : 38 MB\n")
+    assert classic.memory == ToolMemory(init_mb=7.16016, overall_mb=35.4844, peak_mb=38.1992)
+    assert classic.model_mb == 4.27635
+    litert = parse_benchmark_output(
+        "INFO: [./litert/tools/benchmark_litert_model.h:124] \nMemory Usage:\n"
+        "INFO: [./litert/tools/benchmark_litert_model.h:125] Init footprint:       8.94 MB\n"
+        "INFO: [./litert/tools/benchmark_litert_model.h:127] Overall footprint:    11.51 MB\n"
+        "INFO: [./litert/tools/benchmark_litert_model.h:132] Peak memory:          12.25 MB\n")
+    assert litert.memory == ToolMemory(init_mb=8.94, overall_mb=11.51, peak_mb=12.25)
+    assert litert.memory.to_dict() == {"init_mb": 8.94, "overall_mb": 11.51, "peak_mb": 12.25}
+    assert ToolMemory.from_dict(litert.memory.to_dict()) == litert.memory
+
+
+def test_memory_lines_that_say_nothing_give_no_figures():
+    run = parse_benchmark_output("INFO: Peak memory usage not available. (peak_mem_mb <= 0)\n"
+                                 "INFO: Memory footprint delta from the start of the tool (MB): init=9e999 "
+                                 "overall=12.5\nWARN: Failed to get the input model file size.\n")
+    assert run.memory == ToolMemory(overall_mb=12.5) and run.memory.to_dict() == {"overall_mb": 12.5}
+    assert run.model_mb is None
+    assert parse_benchmark_output("count=1 curr=5\n").memory is None
+    assert ToolMemory().to_dict() == {}
 
 
 def test_stat_line_forms_as_tensorflow_stat_prints_them():

@@ -104,6 +104,8 @@ def test_report_shows_user_strings_literally(tmp_path):
     assert r.returncode == 0, r.stderr
     md = (out / "summary.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("|")]
+    phones, table = table[:3], table[3:]  # the line per phone, then the phone's verdicts (folded in <details>)
+    assert {_cells(line) for line in phones} == {8}
     assert len(table) == 2 + len(HOSTILE_MODELS) and {_cells(line) for line in table} == {9}
     page = next(out.glob("*.html")).read_text()
     for model in HOSTILE_MODELS:

@@ -20,6 +20,7 @@ from elasticvit_deploy.cli import main
 from elasticvit_deploy.farm.benchmark_output import parse_benchmark_output
 from elasticvit_deploy.farm.benchmark_tool import detect_tool
 from elasticvit_deploy.simulator import PROFILES, SimulatedFarm, SimulationError
+from elasticvit_deploy.simulator.benchmark_model import SimulatedPhone
 from elasticvit_deploy.simulator.quirks import QUIRKS
 
 from .procs import wait_until
@@ -353,3 +354,18 @@ def test_external_benchmark_binary_gets_the_flags_and_the_model(tmp_path, tiny_t
         run = parse_benchmark_output(r.stdout)
         assert (run.family, run.count, run.avg_us) == ("classic", 3, 1100.0)
         assert dev.shell2(f"{BENCH} --graph={MODEL} --num_runs=13", v2=True).returncode == 3
+
+
+def test_background_load_slows_a_share_of_whole_tool_runs(tmp_path):
+    """Each tool run of a background-load phone is slowed throughout, by 1.1-1.6x, in about a quarter of the runs;
+    without the quirk no run is."""
+    (tmp_path / "sandbox").mkdir()
+    settings = {"profile": dataclasses.asdict(PROFILES["pixel4"]), "time_scale": TS,
+                "host_timing_cache": str(tmp_path / "cache"), "table": None, "sandbox": str(tmp_path / "sandbox")}
+    loaded = [SimulatedPhone(tmp_path, {**settings, "quirks": ["background-load"]}, None) for _ in range(400)]
+    slowed = [p.load for p in loaded if p.load != 1.0]
+    assert 0.15 < len(slowed) / len(loaded) < 0.35 and all(1.1 <= x <= 1.6 for x in slowed)
+    phone = next(p for p in loaded if p.load != 1.0)
+    phone.sigma = 0.0  # no per-inference noise: the run's factor alone
+    assert phone.duration_s(0.01) == pytest.approx(0.01 / phone.cluster_fraction * phone.load)
+    assert {SimulatedPhone(tmp_path, {**settings, "quirks": []}, None).load for _ in range(50)} == {1.0}

@@ -24,8 +24,10 @@ from ..farm.batch import BatchReport, LeasePolicy, measure_batch
 from ..farm.devices import resolve_devices
 from ..farm.identity import read_identity
 from ..farm.install import check_benchmark_binary, install_on
+from ..farm.labels import check_label, default_label
 from ..farm.lease import PhoneLease
-from ..farm.measure import LocalModel, MeasureOptions
+from ..farm.measure import LocalModel, MeasurementResult, MeasureOptions
+from ..farm.profile_output import OpProfile
 from ..farm.registry import DeviceEntry, Registry, check_adb_address, check_alias
 from ..farm.runner_protocol import DELEGATES, RunnerSettings
 from ..farm.store import ResultsStore, export_document
@@ -51,6 +53,34 @@ def _table(report: BatchReport) -> str:
                      f"{s.cv:>6.1%} {s.rounds:>3}x{r.flags['runs']:<3} {init:>8} {temp_text:>11}  "
                      f"{', '.join(notes) or '-'}")
     return "\n".join(lines)
+
+
+def _profile_line(result: MeasurementResult) -> str | None:
+    """One line on a profiled result: its three slowest op types with their shares of the time, and the peak
+    memory the profiling run reported; None for a result without a profile."""
+    if result.profile is None:
+        return None
+    where = f"profile {result.device_name} {Path(result.model).name}:"
+    ops = result.profile.get("ops")
+    types = OpProfile.from_dict(ops).top_types(3) if isinstance(ops, dict) else []
+    text = ", ".join(f"{t.type} {t.share:.1%}" for t in types) or "no op tables printed"
+    peak = (result.profile.get("memory_mb") or {}).get("peak_mb")
+    return f"{where} {text}" + (f"; peak memory {peak:.1f} MB" if isinstance(peak, (int, float)) else "")
+
+
+class _Notices:
+    """Says each distinct notice once on stderr (thread-safe; the progress bar stays intact)."""
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            if message in self._said:
+                return
+            self._said.add(message)
+        tqdm.write(message, file=sys.stderr)
 
 
 @click.command("measure")
@@ -84,6 +114,14 @@ def _table(report: BatchReport) -> str:
 @click.option("--cool-timeout", type=click.IntRange(0, 3600), default=SETTINGS.cool_timeout_s, show_default=True,
               metavar="S")
 @click.option("--fresh", is_flag=True, help="Measure again even if the store holds a matching result.")
+@click.option("--label", default=None, metavar="LABEL",
+              help="Tag every measurement of the batch (reused ones too) with LABEL, 1-100 printable characters "
+                   "[`git describe --always --dirty` inside a git work tree, else the UTC time, e.g. "
+                   "20261201T224000Z].")
+@click.option("--profile", "profile", is_flag=True,
+              help="After the timed rounds, one more run with the tool's op profiling on (never part of the "
+                   "numbers): per-op and per-op-type times and peak memory, stored with the measurement; a reused "
+                   "measurement without a stored profile gets one.")
 @click.option("--no-wait", "no_wait", is_flag=True,
               help="Skip a phone another process is measuring (reported as busy) instead of waiting for it.")
 @click.option("--wait-timeout", "wait_timeout", type=click.IntRange(0, 7 * 86400), default=None, metavar="S",
@@ -95,25 +133,29 @@ def _table(report: BatchReport) -> str:
 def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: tuple[str, ...], use_all: bool,
                     warmup: int, runs: int, rounds: int, threads: int | None, cores: str | None, delegate: str,
                     until_stable: float | None, max_rounds: int, cool_below: float, cool_timeout: int, fresh: bool,
-                    no_wait: bool, wait_timeout: int | None, adb: str | None, store_path: str | None,
-                    as_json: bool) -> None:
+                    label: str | None, profile: bool, no_wait: bool, wait_timeout: int | None, adb: str | None,
+                    store_path: str | None, as_json: bool) -> None:
     """Measure .tflite MODELs on phones (--serial/--device/--all) or on this host (--device host, the default).
 
     Reports per model and device: median, p90, mean, std, CV, min of the round means, init time, temperatures
     and throttling flags, with the device fingerprint and runtime version. Results are stored (SQLite) and
     reused unless --fresh; an interrupted batch resumes where it stopped. A phone is measured by one process at a
     time on this host: a phone in use by another `measure` (or `farm setup`) is waited for, saying so on stderr.
+    Every measurement is tagged with the batch's --label as soon as it is complete.
     """
+    label = check_label(label) if label is not None else default_label()
     local = [LocalModel.load(m) for m in models]
     settings = RunnerSettings(warmup=warmup, runs=runs, threads=threads, cores=cores, delegate=delegate,
                               cool_below_mc=int(cool_below * 1000), cool_timeout_s=cool_timeout)
     settings.validate()
     options = MeasureOptions(rounds=rounds, until_stable_pct=until_stable, max_rounds=max(max_rounds, rounds),
-                             fresh=fresh)
+                             fresh=fresh, profile=profile)
     selection = resolve_devices(serials, devices, use_all, adb, settings, options)
     if not (serials or devices or use_all) and not as_json:
         click.echo("measuring on this host (no --serial/--device/--all given)", err=True)
     store = ResultsStore(store_path)
+    if not as_json:
+        click.echo(f"label: {label}", err=True)
     bar = tqdm(total=len(selection.devices) * len(local), desc="measuring", unit="model", disable=as_json,
                leave=False)
     lock = threading.Lock()
@@ -125,7 +167,8 @@ def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: 
     try:
         leases = LeasePolicy(wait=not no_wait, timeout_s=wait_timeout, command="elasticvit-deploy measure",
                              on_wait=lambda message: tqdm.write(message, file=sys.stderr))
-        report = measure_batch(selection.devices, local, store, options, progress=tick, leases=leases)
+        report = measure_batch(selection.devices, local, store, options, progress=tick, leases=leases, label=label,
+                               notify=_Notices())
     finally:
         bar.close()
     report.skipped[:0] = selection.skipped
@@ -134,6 +177,8 @@ def measure_command(models: tuple[str, ...], serials: tuple[str, ...], devices: 
     else:
         if report.results:
             click.echo(_table(report))
+        for line in filter(None, map(_profile_line, report.results)):
+            click.echo(line)
         for s in report.skipped:
             click.echo(f"skipped {s['device']}: {s['reason']}", err=True)
         for f in report.failures:
@@ -323,8 +368,8 @@ def results_group() -> None:
 @click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--incomplete", is_flag=True, help="Include unfinished (interrupted) measurements.")
 def results_export(fmt: str, store_path: str | None, incomplete: bool) -> None:
-    """Print every stored measurement (a results-export JSON document with every round, or one CSV row per
-    measurement)."""
+    """Print every stored measurement (a results-export JSON document with every round, its labels and its op
+    profile, or one CSV row per measurement)."""
     if store_path and not Path(store_path).is_file():
         raise UserError(f"{store_path}: no such results store")
     measurements = ResultsStore(store_path).all(complete_only=not incomplete)
@@ -333,11 +378,11 @@ def results_export(fmt: str, store_path: str | None, incomplete: bool) -> None:
         return
     out = io.StringIO()
     cols = ["model_name", "model_sha256", "device_serial", "device_alias", "device_fingerprint", "runtime",
-            "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "rounds", "complete", "flags"]
+            "median_ms", "p90_ms", "mean_ms", "std_ms", "cv", "min_ms", "rounds", "complete", "flags", "labels"]
     writer = csv.DictWriter(out, fieldnames=cols)
     writer.writeheader()
     for r in (m.to_dict() for m in measurements):
         s = r["summary"] or {}
         writer.writerow({**{c: r.get(c) for c in cols if c in r}, **{c: s.get(c) for c in cols if c in s},
-                         "flags": json.dumps(r["flags"], sort_keys=True)})
+                         "flags": json.dumps(r["flags"], sort_keys=True), "labels": json.dumps(r["labels"])})
     click.echo(out.getvalue(), nl=False)

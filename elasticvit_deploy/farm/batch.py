@@ -4,7 +4,9 @@ A phone that cannot be prepared (offline, unauthorized, no benchmark_model, fail
 its reason; a phone that disappears mid-batch is waited for (`reconnect_s`), then skipped; a phone whose
 measurements fail `quarantine_after` times in a row is quarantined for the rest of the batch. Everything
 measured is already in the results store, so rerunning the same batch measures only what is missing; Ctrl-C
-lets every worker finish the measurement in flight, then stops.
+lets every worker finish the measurement in flight, then stops. A batch given a label tags every measurement
+with it as soon as that one is complete, reused ones too, so a batch killed midway keeps the labels of what it
+finished.
 
 Each worker holds its phone's lease (lease.py) for the whole of its work on it, from prepare to the last model,
 so two processes never benchmark one phone at once: a phone leased elsewhere is waited for (or, without
@@ -27,7 +29,7 @@ from supernet.documents import header
 from .adb import DeviceGone, FarmError
 from .devices import device_lease
 from .lease import LeaseCancelled, PhoneBusy
-from .measure import Device, LocalModel, MeasurementResult, MeasureOptions, PhoneDevice, measure_model
+from .measure import Device, LocalModel, MeasurementResult, MeasureOptions, Notify, PhoneDevice, measure_model
 from .store import MeasurementConflict, ResultsStore
 
 KIND = "measurements"
@@ -73,20 +75,28 @@ def _wait_for(device: Device, seconds: float) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Tagging:
+    """What every measurement of a batch gets once complete: its label, and who hears notices."""
+
+    label: str | None = None
+    notify: Notify | None = None
+
+
 def _measure_reconnecting(device: Device, model: LocalModel, store: ResultsStore, options: MeasureOptions,
-                          reconnect_s: float) -> MeasurementResult:
+                          reconnect_s: float, tagging: _Tagging) -> MeasurementResult:
     """Measure; if the phone went away, wait up to `reconnect_s` for it and try once more (resuming)."""
     try:
-        return measure_model(device, model, store, options)
+        return measure_model(device, model, store, options, tagging.label, tagging.notify)
     except DeviceGone:
         if not _wait_for(device, reconnect_s):
             raise
-        return measure_model(device, model, store, options)
+        return measure_model(device, model, store, options, tagging.label, tagging.notify)
 
 
 def _run_device(device: Device, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                 report: BatchReport, lock: threading.Lock, tick: Callable[[str], None], quarantine_after: int,
-                reconnect_s: float, stop: threading.Event, policy: LeasePolicy) -> None:
+                reconnect_s: float, stop: threading.Event, policy: LeasePolicy, tagging: _Tagging) -> None:
     lease = device_lease(device, wait=policy.wait, on_wait=policy.on_wait, timeout_s=policy.timeout_s, stop=stop,
                          command=policy.command)
     try:
@@ -101,14 +111,15 @@ def _run_device(device: Device, models: list[LocalModel], store: ResultsStore, o
             tick(device.name)
         return
     try:
-        _measure_all(device, models, store, options, report, lock, tick, quarantine_after, reconnect_s, stop)
+        _measure_all(device, models, store, options, report, lock, tick, quarantine_after, reconnect_s, stop,
+                     tagging)
     finally:
         lease.release()
 
 
 def _measure_all(device: Device, models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                  report: BatchReport, lock: threading.Lock, tick: Callable[[str], None], quarantine_after: int,
-                 reconnect_s: float, stop: threading.Event) -> None:
+                 reconnect_s: float, stop: threading.Event, tagging: _Tagging) -> None:
     try:
         device.prepare()
     except FarmError as e:
@@ -122,7 +133,7 @@ def _measure_all(device: Device, models: list[LocalModel], store: ResultsStore, 
         if stop.is_set():
             return
         try:
-            result = _measure_reconnecting(device, model, store, options, reconnect_s)
+            result = _measure_reconnecting(device, model, store, options, reconnect_s, tagging)
         except DeviceGone as e:
             with lock:
                 report.failures.append({"device": device.name, "model": str(model.path), "error": str(e)})
@@ -151,15 +162,19 @@ def _measure_all(device: Device, models: list[LocalModel], store: ResultsStore, 
 
 def measure_batch(devices: list[Device], models: list[LocalModel], store: ResultsStore, options: MeasureOptions,
                   progress: Callable[[str], None] | None = None, quarantine_after: int = 3,
-                  reconnect_s: float = 30.0, leases: LeasePolicy = LeasePolicy()) -> BatchReport:
-    """Every model on every device (devices in parallel, models in order on each); see the module docstring."""
+                  reconnect_s: float = 30.0, leases: LeasePolicy = LeasePolicy(), label: str | None = None,
+                  notify: Notify | None = None) -> BatchReport:
+    """Every model on every device (devices in parallel, models in order on each), each measurement tagged
+    `label` once complete; `notify` hears one-line notices (e.g. a device that cannot profile). See the module
+    docstring."""
+    tagging = _Tagging(label, notify)
     report = BatchReport()
     lock = threading.Lock()
     stop = threading.Event()
     tick = progress or (lambda _name: None)
     with ThreadPoolExecutor(max_workers=max(1, len(devices)), thread_name_prefix="farm") as pool:
         futures = [pool.submit(_run_device, d, models, store, options, report, lock, tick, quarantine_after,
-                               reconnect_s, stop, leases) for d in devices]
+                               reconnect_s, stop, leases, tagging) for d in devices]
         try:
             for f in futures:
                 while True:

@@ -32,6 +32,13 @@ The simulator's benchmark_model (elasticvit_deploy/simulator) prints one line of
 timings rest on, e.g. ``table pixel1``. It is read into ``simulated``, so results measured on a simulated phone
 stay marked as such; it is None for every real tool.
 
+Memory and model size (read into ``memory`` and ``model_mb``; ``tflite/tools/benchmark/benchmark_model.cc`` and
+``litert/tools/benchmark_litert_model.h``): the classic tool prints ``The input model file size (MB): X``, then
+``Peak memory footprint (MB): init=I overall=O`` (earlier 2.x) or ``Memory footprint delta from the start of the tool
+(MB): init=I overall=O`` (later), and with ``--report_peak_memory_footprint`` ``Overall peak memory footprint (MB)
+via periodic monitoring: P``. LiteRT 2.x prints a ``Memory Usage:`` block: ``Init footprint: I MB``, ``Overall
+footprint: O MB`` and ``Peak memory: P MB`` or ``Peak memory usage not available. (peak_mem_mb <= 0)``.
+
 Neither tool prints its own version (checked in the LiteRT sources), so ``version`` stays ``None`` unless that
 changes. Log prefixes understood: ``INFO:``/``WARN:``/``WARNING:``/``ERROR:``/``FATAL:``/``VERBOSE:``/``DEBUG:``
 with an optional ``[file.cc:123]`` tag, absl/glog ``I0000 00:00:... file.cc:51]``, TensorFlow's
@@ -40,10 +47,11 @@ with an optional ``[file.cc:123]`` tag, absl/glog ``I0000 00:00:... file.cc:51]`
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["BenchmarkRun", "parse_benchmark_output"]
+__all__ = ["BenchmarkRun", "ToolMemory", "parse_benchmark_output", "stat_values", "strip_log_prefix"]
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _PREFIXES = (
@@ -76,6 +84,16 @@ _MS = {
     "max": re.compile(rf"^Inference \(max\):\s*({_NUM}) ms"),
     "std": re.compile(rf"^Inference \(std\):\s*({_NUM})"),
 }
+_MODEL_MB = re.compile(rf"^The input model file size \(MB\): ({_NUM})")
+# (pattern, ToolMemory fields its numbers fill, in order)
+_MEMORY = (
+    (re.compile(rf"^(?:Peak memory footprint|Memory footprint delta from the start of the tool) \(MB\): "
+                rf"init=({_NUM}) overall=({_NUM})"), ("init_mb", "overall_mb")),
+    (re.compile(rf"^Overall peak memory footprint \(MB\) via periodic monitoring: ({_NUM})"), ("peak_mb",)),
+    (re.compile(rf"^Init footprint:\s*({_NUM}) MB"), ("init_mb",)),
+    (re.compile(rf"^Overall footprint:\s*({_NUM}) MB"), ("overall_mb",)),
+    (re.compile(rf"^Peak memory(?: usage)?:\s*({_NUM}) MB"), ("peak_mb",)),
+)
 _LITERT_TAG = re.compile(r"\[[^\]]*benchmark_litert_model\.h:\d+\]")
 # The tool's own lines that only 2.x (classic) prints, or prints with the INFO: prefix only since 2.x.
 _CLASSIC_MARK = re.compile(r"^Log parameter values verbosely"
@@ -87,6 +105,25 @@ _TF1_MARK = re.compile(r"^Running benchmark for \d+ iterations|^(?:Num runs|Warm
 _FATAL = re.compile(r"Benchmarking failed|failed to invoke|Failed to allocate tensors|Failed to load model|"
                     r"Failed to mmap model|Failed to initialize the interpreter|Failed to compile model|"
                     r"^Run failed", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ToolMemory:
+    """The memory footprint the tool reported, in MB; ``None`` where it printed no such figure."""
+
+    init_mb: float | None = None     # after initialisation
+    overall_mb: float | None = None  # at the end of the runs
+    peak_mb: float | None = None     # peak from periodic monitoring (classic) or LiteRT's "Peak memory"
+
+    def to_dict(self) -> dict[str, float]:
+        """The figures the tool printed, by field name (``init_mb``, ``overall_mb``, ``peak_mb``)."""
+        return {name: value for name, value in (("init_mb", self.init_mb), ("overall_mb", self.overall_mb),
+                                                ("peak_mb", self.peak_mb)) if value is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, float]) -> ToolMemory:
+        """The record `to_dict` wrote."""
+        return cls(**{name: float(d[name]) for name in ("init_mb", "overall_mb", "peak_mb") if name in d})
 
 
 @dataclass(frozen=True)
@@ -105,6 +142,8 @@ class BenchmarkRun:
     warmup_avg_us: float | None
     errors: tuple[str, ...]   # the tool's own error lines, in order, without their prefixes
     simulated: str | None = None  # the simulator's timing basis; None for a real tool
+    memory: ToolMemory | None = None  # None when the tool printed no memory lines
+    model_mb: float | None = None     # "The input model file size (MB): X"
 
     @property
     def ok(self) -> bool:
@@ -117,8 +156,9 @@ def _runs(value: float) -> int:
     return int(value) if 0 <= value < 2**63 else 0
 
 
-def _strip(line: str) -> tuple[str | None, str]:
-    """(severity, message) of one output line, the log prefix removed."""
+def strip_log_prefix(line: str) -> tuple[str | None, str]:
+    """(severity, message) of one output line, the log prefix (any of those the module docstring lists) removed
+    and surrounding whitespace stripped; severity is None for a line without a prefix."""
     text = line.strip()
     for prefix in _PREFIXES:
         if m := prefix.match(text):
@@ -126,8 +166,9 @@ def _strip(line: str) -> tuple[str | None, str]:
     return None, text
 
 
-def _stat(text: str) -> dict[str, float]:
-    """A tensorflow::Stat line as numbers: count, first, avg, min, max, std (whatever it printed)."""
+def stat_values(text: str) -> dict[str, float]:
+    """A tensorflow::Stat line (``count=N first=F curr=C ...``) as numbers: count, first, avg, min, max, std
+    (whatever it printed; a single run's or identical runs' ``curr`` fills them all)."""
     values = {k: float(v) for k, v in _KV.findall(text)}
     if "avg" not in values and "curr" in values and values.get("count", 0) > 0:
         # one run, or every run the same: Stat prints only curr (and std is 0 by definition)
@@ -136,6 +177,21 @@ def _stat(text: str) -> dict[str, float]:
             same = float(m.group(1))
         values.update(first=same, avg=same, min=same, max=same, std=0.0)
     return values
+
+
+def _finite(text: str) -> float | None:
+    """A printed number, None when it overflows to infinity."""
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _memory_figures(message: str) -> dict[str, float]:
+    """The ToolMemory fields one memory line gives (empty for any other line)."""
+    for pattern, names in _MEMORY:
+        if m := pattern.match(message):
+            values = [_finite(v) for v in m.groups()]
+            return {name: v for name, v in zip(names, values, strict=True) if v is not None}
+    return {}
 
 
 def _detect_family(text: str, messages: list[str]) -> str:
@@ -162,10 +218,12 @@ def parse_benchmark_output(text: str) -> BenchmarkRun:
     errors: list[str] = []
     session_us: float | None = None
     simulated: str | None = None
+    model_mb: float | None = None
+    memory: dict[str, float] = {}
     weak_family = ""
     messages: list[str] = []
     for raw in raw_lines:
-        severity, msg = _strip(raw)
+        severity, msg = strip_log_prefix(raw)
         messages.append(msg)
         if severity in _ERROR_SEVERITIES or (severity is None and _FATAL.search(msg)):
             if msg:
@@ -174,7 +232,7 @@ def parse_benchmark_output(text: str) -> BenchmarkRun:
         if (m := _SIMULATED.match(msg)) and simulated is None:
             simulated = m.group(1).strip()
         elif _STAT_START.match(msg) and "count=" in msg:
-            stats.append(_stat(msg))
+            stats.append(stat_values(msg))
         elif m := _CLASSIC_SUMMARY.search(msg):
             summary.setdefault("init", float(m.group(1)))
             summary.setdefault("first", float(m.group(2)))
@@ -185,6 +243,11 @@ def parse_benchmark_output(text: str) -> BenchmarkRun:
             for key, name in (("warmup", "Warmup"), ("init", "Init"), ("avg", "no stats"), ("avg", "Inference")):
                 if name in items:
                     summary.setdefault(key, items[name])
+        elif (m := _MODEL_MB.match(msg)) and model_mb is None:
+            model_mb = _finite(m.group(1))
+        elif figures := _memory_figures(msg):
+            for name, value in figures.items():
+                memory.setdefault(name, value)
         elif (m := _SESSION.match(msg)) and session_us is None:
             session_us = float(m.group(1)) * 1000.0
         else:
@@ -222,4 +285,5 @@ def parse_benchmark_output(text: str) -> BenchmarkRun:
         init = session_us if session_us is not None else ms.get("init")
     return BenchmarkRun(family=family, version=None, count=count, avg_us=avg, min_us=lo, max_us=hi, std_us=std,
                         init_us=init, first_us=pick("first", "first"), warmup_avg_us=pick("warmup", "avg"),
-                        errors=tuple(errors), simulated=simulated)
+                        errors=tuple(errors), simulated=simulated,
+                        memory=ToolMemory(**memory) if memory else None, model_mb=model_mb)

@@ -18,6 +18,10 @@ Both share ``BenchmarkModel``'s loop flags (``tflite/tools/benchmark/benchmark_m
 asked), ``--warmup_runs`` (1), ``--warmup_min_secs`` (0.5), ``--num_threads``. TF Lite 1.12 knew only
 ``--num_runs``/``--warmup_runs``/``--num_threads`` of these. ``--help`` as the first argument makes both print
 their flags (``Flags::Parse`` refuses it and the tool logs ``Flags::Usage``); neither prints its own version.
+
+Op profiling (`BenchmarkTool.profile_args`, a run apart from the timed ones): ``--enable_op_profiling=true`` on
+classic, with ``--report_peak_memory_footprint=true`` where its listing has that flag; ``--use_profiler=true`` on
+litert2. A build that lists neither (TF Lite 1.x) cannot profile.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from dataclasses import dataclass
 
 from ..errors import OperationFailed, shorten
 
-__all__ = ["DELEGATES", "HELP_ARGV", "BenchmarkTool", "UnknownBenchmarkTool", "UnsupportedDelegate",
-           "detect_tool"]
+__all__ = ["DELEGATES", "HELP_ARGV", "PROFILE_MAX_RUNS", "PROFILE_WARMUP", "BenchmarkTool", "UnknownBenchmarkTool",
+           "UnsupportedDelegate", "detect_tool"]
 
 DELEGATES = ("cpu", "xnnpack", "gpu", "nnapi", "npu")
 HELP_ARGV = ["--help"]
+PROFILE_WARMUP = 1     # warm-ups of a profiling run
+PROFILE_MAX_RUNS = 20  # at most this many timed runs in a profiling run
 
 _LOOP_FLAGS = frozenset({"graph", "num_runs", "min_secs", "max_secs", "warmup_runs", "warmup_min_secs",
                          "num_threads"})
@@ -121,10 +127,34 @@ class BenchmarkTool:
         if self._has("max_secs"):
             argv.append(f"--max_secs={max_secs}")
         argv.append(f"--num_threads={threads}")
-        profiling = "use_profiler" if self.family == "litert2" else "enable_op_profiling"
-        if self._has(profiling):
-            argv.append(f"--{profiling}=false")
+        if self._has(self._profiling_flag):
+            argv.append(f"--{self._profiling_flag}=false")
         return argv + delegate_args
+
+    @property
+    def _profiling_flag(self) -> str:
+        return "use_profiler" if self.family == "litert2" else "enable_op_profiling"
+
+    def can_profile(self) -> bool:
+        """Whether the tool has an op profiling flag."""
+        return self._has(self._profiling_flag)
+
+    def profile_args(self, graph: str, *, runs: int, threads: int, delegate: str, max_secs: int) -> list[str] | None:
+        """The flags of one op profiling run: those of `args` with PROFILE_WARMUP warm-ups, min(`runs`,
+        PROFILE_MAX_RUNS) timed runs and profiling on (--enable_op_profiling=true, plus
+        --report_peak_memory_footprint=true where the tool lists it; --use_profiler=true on litert2); None when the
+        tool has no profiling flag. Errors as `args`."""
+        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+            raise ValueError(f"runs must be an integer >= 1, got {shorten(runs)}")
+        argv = self.args(graph, warmup=PROFILE_WARMUP, runs=min(runs, PROFILE_MAX_RUNS), threads=threads,
+                         delegate=delegate, max_secs=max_secs)
+        if not self.can_profile():
+            return None
+        off, on = f"--{self._profiling_flag}=false", f"--{self._profiling_flag}=true"
+        argv = [on if flag == off else flag for flag in argv]
+        if self.family == "classic" and "report_peak_memory_footprint" in self.flags:
+            argv.insert(argv.index(on) + 1, "--report_peak_memory_footprint=true")
+        return argv
 
 
 def detect_tool(help_text: str) -> BenchmarkTool:

@@ -6,6 +6,10 @@ results store as soon as it completes, so a kill, a USB drop or a vanished phone
 flight, and an interrupted measurement resumes where it stopped; a complete one with the same key (model sha256,
 device fingerprint, runtime version, flags) is reused unless `fresh`. A device's settings are settled when it is
 prepared: `threads` None becomes its devices.toml default, else 1 (`RunnerSettings.with_device_threads`).
+
+A measurement given a label is tagged with it as soon as it is complete (a reused one too). With
+`MeasureOptions.profile`, a measurement without a stored op profile gets one more tool run with profiling on,
+after its timed rounds: stored apart (`ResultsStore.set_profile`), it never enters the samples or the summary.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +30,7 @@ from supernet.documents import header
 from ..errors import one_line
 from ..export.quiet import native_output_captured
 from ..export.tflite_check import ModelFileCheckError, check_tflite
-from .adb import FarmError, FarmInputError, Phone, ShellResult
+from .adb import DeviceGone, FarmError, FarmInputError, Phone, ShellResult
 from .benchmark_tool import HELP_ARGV, BenchmarkTool, UnknownBenchmarkTool, UnsupportedDelegate, detect_tool
 from .identity import DeviceIdentity, read_health, read_identity
 from .runner_protocol import (
@@ -34,7 +39,9 @@ from .runner_protocol import (
     MAX_SECS,
     MODELS_DIR,
     RUNNER_PATH,
+    ProfileRun,
     RoundResult,
+    RunnerOutput,
     RunnerOutputError,
     RunnerSettings,
     parse_runner_output,
@@ -81,7 +88,11 @@ class MeasureOptions:
     min_battery: int = 20
     max_start_temp_c: float = 50.0
     min_free_mb: int = 64
+    profile: bool = False  # one extra tool run with op profiling on, for a measurement without a stored profile
 
+
+Notify = Callable[[str], None]  # hears one-line notices (a device that cannot profile, a failed profiling run)
+HOST_NO_PROFILE = "host: op profiling needs a phone's benchmark_model"
 
 MEASUREMENT_KIND = "measurement"
 MEASUREMENT_VERSION = 1
@@ -98,6 +109,8 @@ class MeasurementResult:
     flags: dict[str, Any]
     summary: MeasurementSummary
     cached: bool
+    label: str | None = None
+    profile: dict[str, Any] | None = None  # the stored op profile (`ProfileRun.to_dict()`), if any
 
     @property
     def device_name(self) -> str:
@@ -105,18 +118,22 @@ class MeasurementResult:
         return str(self.device.get("alias") or self.device["serial"])
 
     def to_dict(self) -> dict[str, Any]:
-        """The result as a document (kind "measurement"), with the core mask used (`cores`) and the temperature
+        """The result as a document (kind "measurement"), with the core mask used (`cores`), the temperature
         sensor (`temp_sensor`: the zone chosen at prepare, and the sensors the runner actually read, which differ
-        when the zone failed)."""
-        return {**header(MEASUREMENT_KIND, MEASUREMENT_VERSION), "model": self.model,
-                "model_sha256": self.model_sha256, "device": self.device, "runtime": self.runtime,
-                "flags": self.flags, "cached": self.cached, "cores": self.flags.get("cores"),
-                "temp_sensor": self.device.get("temp_sensor"), **self.summary.to_dict()}
+        when the zone failed), the batch's `label` and the stored op `profile` (only when there is one)."""
+        out = {**header(MEASUREMENT_KIND, MEASUREMENT_VERSION), "model": self.model,
+               "model_sha256": self.model_sha256, "device": self.device, "runtime": self.runtime,
+               "flags": self.flags, "cached": self.cached, "cores": self.flags.get("cores"),
+               "temp_sensor": self.device.get("temp_sensor"), "label": self.label, **self.summary.to_dict()}
+        if self.profile is not None:
+            out["profile"] = self.profile
+        return out
 
 
 class Device(Protocol):
     """Where models are measured: a phone or this host. One `run_round` is one benchmark_model run; `settings`
-    are settled for the device (its default threads) once it is prepared."""
+    are settled for the device (its default threads) once it is prepared. `run_profile` is one run with op
+    profiling on, None when the device cannot profile (`no_profile_reason` says why, in one line)."""
 
     name: str
     settings: RunnerSettings
@@ -128,6 +145,10 @@ class Device(Protocol):
     def runtime_version(self) -> str: ...
 
     def run_round(self, model: LocalModel, index: int) -> RoundResult: ...
+
+    def run_profile(self, model: LocalModel) -> ProfileRun | None: ...
+
+    def no_profile_reason(self) -> str: ...
 
     def runtime_info(self) -> dict[str, Any]: ...
 
@@ -192,17 +213,50 @@ class PhoneDevice:
         return dict(self._last, family=self.tool.family, sha256=self._bench_sha, max_khz=self.identity.core_max_khz,
                     pinned_cores=pinned, throttle_c=sensor.throttle_c if sensor else None)
 
-    def run_round(self, model: LocalModel, index: int) -> RoundResult:
-        """One runner call: cool down, one benchmark_model run; FarmError saying why if it gave no timing."""
-        assert self.identity is not None and self.tool is not None, "prepare() first"
+    def _pushed_model(self, model: LocalModel) -> str:
+        """The model's path on the phone, pushed there first if this device has not pushed it yet."""
         remote = f"{MODELS_DIR}/{model.sha256}.tflite"
         if model.sha256 not in self._pushed:
             self.phone.push_if_changed(model.path, remote, model.sha256)
             self._pushed.add(model.sha256)
+        return remote
+
+    def run_round(self, model: LocalModel, index: int) -> RoundResult:
+        """One runner call: cool down, one benchmark_model run; FarmError saying why if it gave no timing."""
+        assert self.identity is not None and self.tool is not None, "prepare() first"
+        remote = self._pushed_model(model)
         s = self.settings
         assert s.threads is not None, "prepare() first"  # it settles the device's threads
         flags = self.tool.args(remote, warmup=s.warmup, runs=s.runs, threads=s.threads, delegate=s.delegate,
                                max_secs=MAX_SECS)
+        r, out = self._runner_call(model, remote, flags, index)
+        self._last = {"version": out.version, "output_family": out.family, "root": out.root, "knobs": out.knobs}
+        return r
+
+    def run_profile(self, model: LocalModel) -> ProfileRun | None:
+        """One runner call like a round's (same cooling) with the tool's profiling flags
+        (`BenchmarkTool.profile_args`); None when the tool has no profiling flag, FarmError if the run failed."""
+        assert self.identity is not None and self.tool is not None, "prepare() first"
+        s = self.settings
+        assert s.threads is not None, "prepare() first"
+        flags = self.tool.profile_args(f"{MODELS_DIR}/{model.sha256}.tflite", runs=s.runs, threads=s.threads,
+                                       delegate=s.delegate, max_secs=MAX_SECS)
+        if flags is None:
+            return None
+        r, _ = self._runner_call(model, self._pushed_model(model), flags, 0)
+        return ProfileRun.from_round(r, self.tool.family)
+
+    def no_profile_reason(self) -> str:
+        """Why `run_profile` gave None: the phone's tool lists no profiling flag."""
+        tool = self.tool.name if self.tool is not None else "its benchmark_model"
+        return f"{self.name}: {tool} has no op profiling flag; no profile taken"
+
+    def _runner_call(self, model: LocalModel, remote: str, flags: list[str], index: int
+                     ) -> tuple[RoundResult, RunnerOutput]:
+        """One runner call of one benchmark_model run with `flags`: the round (numbered `index`) and the runner's
+        output; FarmError saying why if it gave no timing."""
+        assert self.identity is not None, "prepare() first"
+        s = self.settings
         argv = runner_argv(remote, flags, s, 1, self.identity.temp_path, self.identity.temp_scale)
         result = self.phone.shell(argv, timeout=s.cool_timeout_s + 2 * MAX_SECS + 120)
         try:
@@ -217,8 +271,7 @@ class PhoneDevice:
         r.round = index
         if problem := round_problem(r):
             raise FarmError(f"{self.phone.serial}: {problem}")
-        self._last = {"version": out.version, "output_family": out.family, "root": out.root, "knobs": out.knobs}
-        return r
+        return r, out
 
 
 def _runner_failure(error: RunnerOutputError, result: ShellResult) -> str:
@@ -312,6 +365,14 @@ class HostDevice:
                            first_us=float(warm[0] if warm else timed[0]),
                            warmup_avg_us=float(np.mean(warm)) if warm else 0.0, exit_code=0)
 
+    def run_profile(self, model: LocalModel) -> ProfileRun | None:
+        """None: op profiling needs a phone's benchmark_model (the host's interpreter has no op profiler)."""
+        return None
+
+    def no_profile_reason(self) -> str:
+        """Why `run_profile` gives None on this host."""
+        return HOST_NO_PROFILE
+
     @staticmethod
     def _time(interpreter: Any) -> float:
         t0 = time.perf_counter()
@@ -319,17 +380,24 @@ class HostDevice:
         return (time.perf_counter() - t0) * 1e6
 
 
-def measure_model(device: Device, model: LocalModel, store: ResultsStore, options: MeasureOptions
-                  ) -> MeasurementResult:
+def measure_model(device: Device, model: LocalModel, store: ResultsStore, options: MeasureOptions,
+                  label: str | None = None, notify: Notify | None = None) -> MeasurementResult:
     """Measure `model` on a prepared `device`, reusing or resuming stored work. Each round is committed to the
-    store as soon as it completes, so an interruption loses at most the round in flight."""
+    store as soon as it completes, so an interruption loses at most the round in flight. The complete measurement
+    is tagged `label` (when given), then profiled if `options.profile` asks and it has no stored profile yet;
+    `notify` hears why a profile could not be taken."""
     info = device.device_info()
     runtime = device.runtime_version()
     flags = device.settings.flags()
     key = measurement_key(model.sha256, info["fingerprint"], runtime, flags)
     if not options.fresh and (done := store.find(key)) is not None and done.summary is not None:
+        if label is not None:
+            store.tag(done.id, label)
+        profile = done.profile
+        if options.profile and profile is None:
+            profile = _profile(device, model, store, done.id, notify)
         return MeasurementResult(str(model.path), model.sha256, info, runtime, flags,
-                                 MeasurementSummary.from_dict(done.summary), True)
+                                 MeasurementSummary.from_dict(done.summary), True, label, profile)
     mid = store.start(key, model_sha256=model.sha256, model_name=model.path.name, device=info,
                       runtime=runtime, flags=flags)
     stored = store.get(mid)
@@ -339,9 +407,33 @@ def measure_model(device: Device, model: LocalModel, store: ResultsStore, option
         store.add_round(mid, [r.latency_ms], r.info())
         samples.append(r.latency_ms)
         rounds.append(r.info())
-    summary = summarize_rounds(rounds, samples, device.runtime_info(), flags["runs"], options.until_stable_pct)
+    summary = summarize_rounds(rounds, samples, device.runtime_info(), flags["runs"], options.until_stable_pct,
+                               model_bytes=model.size)
     store.finish(mid, summary.to_dict())
-    return MeasurementResult(str(model.path), model.sha256, info, runtime, flags, summary, False)
+    if label is not None:
+        store.tag(mid, label)
+    profile = _profile(device, model, store, mid, notify) if options.profile else None
+    return MeasurementResult(str(model.path), model.sha256, info, runtime, flags, summary, False, label, profile)
+
+
+def _profile(device: Device, model: LocalModel, store: ResultsStore, measurement_id: int, notify: Notify | None
+             ) -> dict[str, Any] | None:
+    """One profiling run of `model`, stored as the measurement's profile as soon as it completes; None (and a
+    notice) when the device cannot profile or the run failed: the timed measurement stands either way."""
+    say = notify or (lambda _message: None)
+    try:
+        run = device.run_profile(model)
+    except DeviceGone:
+        raise
+    except FarmError as e:
+        say(one_line(f"{device.name}: {model.path.name}: the profiling run failed, no profile stored ({e})"))
+        return None
+    if run is None:
+        say(device.no_profile_reason())
+        return None
+    profile = run.to_dict()
+    store.set_profile(measurement_id, profile)
+    return profile
 
 
 def _wants_more(samples: list[float], options: MeasureOptions) -> bool:

@@ -3,7 +3,7 @@
 The argv is a list; it reaches the device shell only through `shlex.quote` (adbutils joins lists that way), and
 every value in it is validated here first, so no serial, path, file name or flag can inject shell syntax. What
 benchmark_model printed between a round's `begin` and `end` is read by benchmark_output.py, which knows every
-family of the tool.
+family of the tool; a profiling run's op tables by profile_output.py (`ProfileRun`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 from ..errors import BadInput, OperationFailed, one_line, shorten
 from .adb import device_path
-from .benchmark_output import BenchmarkRun, parse_benchmark_output
+from .benchmark_output import BenchmarkRun, ToolMemory, parse_benchmark_output
 from .benchmark_tool import DELEGATES
+from .profile_output import OpProfile, parse_op_profile
 
 DEVICE_DIR = "/data/local/tmp/elasticvit-deploy"
 RUNNER_PATH = f"{DEVICE_DIR}/runner.sh"
@@ -131,6 +132,7 @@ class RoundResult:
     after: dict[str, Any] = field(default_factory=dict)
     output: list[str] = field(default_factory=list)  # what the tool (and taskset) printed in this round
     simulated: str | None = None
+    memory: ToolMemory | None = None  # the tool's memory footprint lines, if it printed any
 
     @property
     def latency_ms(self) -> float:
@@ -145,16 +147,43 @@ class RoundResult:
         self.std_us = run.std_us or 0.0
         self.init_us, self.first_us, self.warmup_avg_us = run.init_us, run.first_us, run.warmup_avg_us
         self.simulated = run.simulated
+        self.memory = run.memory
 
     def info(self) -> dict[str, Any]:
-        """The round's record (`simulated` only when set)."""
+        """The round's record (`simulated` only when set, `memory_mb`, the ToolMemory figures, only when the tool
+        printed some)."""
         out: dict[str, Any] = {
             "count": self.count, "avg_us": self.avg_us, "min_us": self.min_us, "max_us": self.max_us,
             "std_us": self.std_us, "init_us": self.init_us, "first_us": self.first_us,
             "warmup_avg_us": self.warmup_avg_us, "cool": self.cool, "before": self.before, "after": self.after}
         if self.simulated is not None:
             out["simulated"] = self.simulated
+        if self.memory is not None and (memory := self.memory.to_dict()):
+            out["memory_mb"] = memory
         return out
+
+
+@dataclass(frozen=True)
+class ProfileRun:
+    """One benchmark_model run with op profiling on, apart from the timed rounds: its op tables (None when the
+    tool printed none), its memory footprint, a simulated phone's timing basis, and the tool family that ran it."""
+
+    ops: OpProfile | None
+    memory: ToolMemory | None
+    simulated: str | None
+    tool: str
+
+    @classmethod
+    def from_round(cls, r: RoundResult, tool: str) -> ProfileRun:
+        """What a profiling run printed (a round parsed from the runner's output) read as a profile."""
+        return cls(parse_op_profile("\n".join(r.output)), r.memory, r.simulated, tool)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored profile: {"ops": OpProfile.to_dict() or None, "memory_mb": ToolMemory.to_dict(),
+        "simulated": basis or None, "tool": family}."""
+        return {"ops": self.ops.to_dict() if self.ops is not None else None,
+                "memory_mb": self.memory.to_dict() if self.memory is not None else {},
+                "simulated": self.simulated, "tool": self.tool}
 
 
 @dataclass

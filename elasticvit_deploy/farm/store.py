@@ -10,6 +10,10 @@ write lock (busy timeout BUSY_TIMEOUT_S) instead of colliding: round numbers are
 finding-or-creating an unfinished measurement is atomic, and a measurement is completed only if its summary
 covers exactly the rounds stored. The store is per host: SQLite's WAL needs a local disk, not a network file
 system shared between machines.
+
+Schema 2 adds labels (`tag`: the names a measurement was stored under, e.g. the commit it measured) and op
+profiles (`set_profile`: one profiling run's tables per measurement, never part of its samples). A schema-1 store
+is upgraded in place, in one write transaction, when it is opened; a store of a newer schema is refused.
 """
 
 from __future__ import annotations
@@ -32,9 +36,13 @@ from supernet.documents import header
 
 from ..errors import BadInput, OperationFailed, shorten
 from ..paths import user_data_dir, writable_dir
+from .labels import check_label
 from .summary import current_spelling
 
-SCHEMA_VERSION = 1
+__all__ = ["BUSY_TIMEOUT_S", "SCHEMA_VERSION", "LabelInfo", "MeasurementConflict", "ResultsStore", "StoreError",
+           "StoreFullError", "StoredMeasurement", "default_store_path", "export_document", "measurement_key"]
+
+SCHEMA_VERSION = 2
 EXPORT_KIND = "results-export"
 EXPORT_VERSION = 1
 BUSY_TIMEOUT_S = 120.0
@@ -69,6 +77,18 @@ CREATE TABLE IF NOT EXISTS samples (
     idx INTEGER NOT NULL,
     latency_ms REAL NOT NULL,
     PRIMARY KEY (measurement_id, round, idx)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    label TEXT NOT NULL,
+    measurement_id INTEGER NOT NULL REFERENCES measurements (id) ON DELETE CASCADE,
+    tagged_utc REAL NOT NULL,
+    PRIMARY KEY (label, measurement_id)
+);
+CREATE INDEX IF NOT EXISTS labels_measurement ON labels (measurement_id);
+CREATE TABLE IF NOT EXISTS profiles (
+    measurement_id INTEGER PRIMARY KEY REFERENCES measurements (id) ON DELETE CASCADE,
+    profile TEXT NOT NULL,
+    created_utc REAL NOT NULL
 );
 """
 
@@ -153,9 +173,19 @@ def measurement_key(model_sha256: str, device_fingerprint: str, runtime: str, fl
 
 
 @dataclass(frozen=True)
+class LabelInfo:
+    """One label of the store: when it was first used and how many complete measurements carry it."""
+
+    label: str
+    first_utc: float
+    measurements: int
+
+
+@dataclass(frozen=True)
 class StoredMeasurement:
     """One measurement as stored: its key, what was measured where, its rounds' means (`samples`, ms) and records
-    (`rounds`), and its summary once complete."""
+    (`rounds`), its summary once complete, its labels (oldest first) and its op profile (`ResultsStore.set_profile`),
+    if any."""
 
     id: int
     key: str
@@ -171,14 +201,17 @@ class StoredMeasurement:
     summary: dict[str, Any] | None
     samples: list[float]
     rounds: list[dict[str, Any]]
+    labels: tuple[str, ...] = ()
+    profile: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The exported record, in the toolkit's one spelling: `rounds_ms` for the rounds' means, `round_info`
-        for their records, the summary's figures as `summary.MeasurementSummary` names them."""
+        for their records, the summary's figures as `summary.MeasurementSummary` names them, `labels` and the
+        stored `profile` (None if none)."""
         out: dict[str, Any] = {k: getattr(self, k) for k in self.__dataclass_fields__
-                               if k not in ("summary", "samples", "rounds")}
+                               if k not in ("summary", "samples", "rounds", "labels")}
         return dict(out, summary=current_spelling(self.summary) if self.summary is not None else None,
-                    rounds_ms=self.samples, round_info=self.rounds)
+                    rounds_ms=self.samples, round_info=self.rounds, labels=list(self.labels))
 
 
 def export_document(measurements: Sequence[StoredMeasurement]) -> dict[str, Any]:
@@ -242,16 +275,22 @@ class ResultsStore:
                 raise _sqlite_error(self.path, e) from None
             finally:
                 db.close()
+        self._create_or_upgrade()
+
+    def _create_or_upgrade(self) -> None:
+        """In one write transaction: create the tables of a new store, or upgrade a schema-1 store in place (its
+        new tables created, its schema_version bumped); StoreError, nothing written, for any other schema."""
         with self._connect(write=True) as db:
+            has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if has_meta else None
+            if row is not None and row[0] not in ("1", str(SCHEMA_VERSION)):
+                raise StoreError(f"{self.path}: results store schema {shorten(row[0])} is not supported "
+                                 f"(this release uses {SCHEMA_VERSION})")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif row[0] != str(SCHEMA_VERSION):
-                raise StoreError(f"{self.path}: results store schema {shorten(row[0])} is not supported "
-                                 f"(this release uses {SCHEMA_VERSION})")
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET "
+                       "value = excluded.value", (str(SCHEMA_VERSION),))
 
     def _new_connection(self) -> sqlite3.Connection:
         """A connection in autocommit mode (transactions are explicit); open it inside `_OPEN.counted`."""
@@ -347,6 +386,49 @@ class ResultsStore:
             raise MeasurementConflict(f"{self.path}: measurement {measurement_id} was completed by another writer "
                                       "meanwhile; nothing more was written to it")
 
+    def tag(self, measurement_id: int, label: str) -> None:
+        """Tag the measurement with `label` (BadLabel if it is not a valid label, KeyError if there is no such
+        measurement); tagging it again with the same label changes nothing."""
+        check_label(label)
+        with self._connect(write=True) as db:
+            if db.execute("SELECT 1 FROM measurements WHERE id = ?", (measurement_id,)).fetchone() is None:
+                raise KeyError(measurement_id)
+            db.execute("INSERT OR IGNORE INTO labels VALUES (?, ?, ?)", (label, measurement_id, time.time()))
+
+    def labels(self) -> list[LabelInfo]:
+        """Every label carried by a complete measurement, oldest first (by the time it was first used)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT l.label, MIN(l.tagged_utc), COUNT(*) FROM labels l JOIN measurements m "
+                "ON m.id = l.measurement_id WHERE m.complete = 1 GROUP BY l.label "
+                "ORDER BY MIN(l.tagged_utc), MIN(l.rowid)").fetchall()
+        return [LabelInfo(r[0], float(r[1]), int(r[2])) for r in rows]
+
+    def labelled(self, label: str) -> list[StoredMeasurement]:
+        """The complete measurements tagged `label`, in the order they were started."""
+        with self._connect() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT m.id FROM labels l JOIN measurements m ON m.id = l.measurement_id "
+                "WHERE l.label = ? AND m.complete = 1 ORDER BY m.id", (label,))]
+        return [self.get(i) for i in ids]
+
+    def set_profile(self, measurement_id: int, profile: dict[str, Any]) -> None:
+        """Store (replacing any earlier one) the measurement's op profile, a `runner_protocol.ProfileRun.to_dict()`
+        record; KeyError if there is no such measurement, TypeError/ValueError if `profile` is no JSON object."""
+        if not isinstance(profile, dict):
+            raise TypeError(f"a profile is a dict, got {type(profile).__name__}")
+        text = json.dumps(profile, sort_keys=True, allow_nan=False)
+        with self._connect(write=True) as db:
+            if db.execute("SELECT 1 FROM measurements WHERE id = ?", (measurement_id,)).fetchone() is None:
+                raise KeyError(measurement_id)
+            db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)", (measurement_id, text, time.time()))
+
+    def profile(self, measurement_id: int) -> dict[str, Any] | None:
+        """The measurement's stored op profile, or None."""
+        with self._connect() as db:
+            row = db.execute("SELECT profile FROM profiles WHERE measurement_id = ?", (measurement_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def get(self, measurement_id: int) -> StoredMeasurement:
         with self._connect() as db:
             row = db.execute("SELECT id, key, model_sha256, model_name, device_fingerprint, device_serial, "
@@ -358,9 +440,13 @@ class ResultsStore:
                 "SELECT latency_ms FROM samples WHERE measurement_id = ? ORDER BY round, idx", (measurement_id,))]
             rounds = [json.loads(r[0]) for r in db.execute(
                 "SELECT info FROM rounds WHERE measurement_id = ? ORDER BY round", (measurement_id,))]
+            labels = tuple(r[0] for r in db.execute(
+                "SELECT label FROM labels WHERE measurement_id = ? ORDER BY tagged_utc, rowid", (measurement_id,)))
+            profile = db.execute("SELECT profile FROM profiles WHERE measurement_id = ?",
+                                 (measurement_id,)).fetchone()
         return StoredMeasurement(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], json.loads(row[8]),
                                  json.loads(row[9]), bool(row[10]), json.loads(row[11]) if row[11] else None,
-                                 samples, rounds)
+                                 samples, rounds, labels, json.loads(profile[0]) if profile else None)
 
     def all(self, complete_only: bool = True) -> list[StoredMeasurement]:
         with self._connect() as db:

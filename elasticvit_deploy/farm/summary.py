@@ -1,6 +1,7 @@
 """The figures a measurement reports, as one typed record: latency statistics over the rounds' means, the fastest
-single inference, init time, temperatures, throttling, the benchmark tool that ran it, and, for a simulated phone,
-what its timings rest on (`simulated`: the basis its tool named, e.g. "table pixel1").
+single inference, init time, the tool's memory footprint (`memory_mb`), the model file's size, temperatures,
+throttling, the benchmark tool that ran it, and, for a simulated phone, what its timings rest on (`simulated`: the
+basis its tool named, e.g. "table pixel1").
 
 Spelling (the same across the toolkit): `median_ms`, `ci95_ms` (the [lo, hi] 95% interval of the median),
 `rounds_ms` (each round's mean), `best_ms` (the fastest single inference). Summaries an earlier release stored in
@@ -48,14 +49,19 @@ class MeasurementSummary:
     short_rounds: tuple[dict[str, int], ...] = ()  # rounds that ran fewer inferences than asked
     stable: bool | None = None                  # set with --until-stable: whether the CI got within the bound
     simulated: str | None = None                # a simulated phone's timing basis (distinct ones joined by "; ")
+    memory_mb: dict[str, float] = field(default_factory=dict)  # ToolMemory fields: medians over the rounds
+    model_bytes: int | None = None              # the model file's size
 
     def to_dict(self) -> dict[str, Any]:
+        """The figures as a dict; `stable`, `simulated`, `model_bytes` only when set, `memory_mb` when not
+        empty."""
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         out["ci95_ms"] = list(self.ci95_ms)
         out["rounds_ms"] = list(self.rounds_ms)
         out["short_rounds"] = [dict(r) for r in self.short_rounds]
-        for optional in ("stable", "simulated"):
-            if out[optional] is None:
+        out["memory_mb"] = dict(self.memory_mb)
+        for optional in ("stable", "simulated", "model_bytes", "memory_mb"):
+            if out[optional] is None or out[optional] == {}:
                 del out[optional]
         return out
 
@@ -70,7 +76,9 @@ class MeasurementSummary:
                    rounds=d["rounds"], inferences=d["inferences"], init_ms=d.get("init_ms"),
                    temperature_c=dict(d["temperature_c"]), throttling=dict(d["throttling"]),
                    tool=dict(d.get("tool") or {}), short_rounds=tuple(dict(r) for r in d.get("short_rounds") or ()),
-                   stable=d.get("stable"), simulated=d.get("simulated"))
+                   stable=d.get("stable"), simulated=d.get("simulated"),
+                   memory_mb={str(k): float(v) for k, v in (d.get("memory_mb") or {}).items()},
+                   model_bytes=d.get("model_bytes"))
 
 
 _EARLIER = {"median_ci95_ms": "ci95_ms", "median_ci95_rel": "ci95_rel", "round_ms": "rounds_ms"}
@@ -89,10 +97,24 @@ def current_spelling(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _memory_medians(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    """Each memory figure (`memory_mb` of the rounds' records) as its median over the rounds that printed it."""
+    values: dict[str, list[float]] = {}
+    for r in rounds:
+        memory = r.get("memory_mb")
+        if isinstance(memory, dict):
+            for name, mb in memory.items():
+                if isinstance(mb, (int, float)) and not isinstance(mb, bool):
+                    values.setdefault(str(name), []).append(float(mb))
+    return {name: float(np.median(mbs)) for name, mbs in values.items()}
+
+
 def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runtime_info: dict[str, Any],
-                     runs: int, until_stable_pct: float | None = None) -> MeasurementSummary:
+                     runs: int, until_stable_pct: float | None = None,
+                     model_bytes: int | None = None) -> MeasurementSummary:
     """The figures of rounds (their `RoundResult.info()` records) whose means are `samples_ms`, run by a device
-    whose runtime information is `runtime_info`; `runs` is the timed runs each round was asked for."""
+    whose runtime information is `runtime_info`; `runs` is the timed runs each round was asked for, `model_bytes`
+    the size of the model file measured."""
     stats = summarize(samples_ms)
     temps = [r[k].get("temp_mc") for r in rounds for k in ("before", "after") if r.get(k)]
     temps = [t / 1000 for t in temps if isinstance(t, int) and t >= 0]
@@ -112,4 +134,4 @@ def summarize_rounds(rounds: list[dict[str, Any]], samples_ms: list[float], runt
         short_rounds=tuple({"round": i, "count": r.get("count", 0)} for i, r in enumerate(rounds)
                            if r.get("count", 0) < runs),
         stable=None if until_stable_pct is None else is_stable(samples_ms, until_stable_pct),
-        simulated="; ".join(bases) or None)
+        simulated="; ".join(bases) or None, memory_mb=_memory_medians(rounds), model_bytes=model_bytes)

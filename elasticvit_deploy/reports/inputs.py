@@ -9,7 +9,9 @@ Each file is recognised by its document header (``{"format": "elasticvit-deploy.
 
 The same model file measured on the same device is one entry: a measurement's statistics, with the predicted
 latency and budget of a search result for it. A result measured on a simulated phone keeps what its timings rest
-on (`simulated`, e.g. "table pixel1"); the report shows it beside the device's name.
+on (`simulated`, e.g. "table pixel1"); the report shows it beside the device's name. Where a document has them, a
+result also keeps its label (the batch `measure --label` tagged), init time, memory footprint (init, overall and
+peak MB; the peak from the profiling run), model file size and op profile (`measure --profile`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from supernet.documents import check_header, document_kind
 from ..errors import BadInput, shorten
 from ..jsontext import JSONTextError, load_json_text
 
-__all__ = ["ModelResult", "ReportInputError", "ReportInputs", "read_results"]
+__all__ = ["ModelResult", "ReportInputError", "ReportInputs", "memory_with_peak", "read_results", "stored_result"]
 
 MEASUREMENTS, MEASUREMENT, EXPORT, SEARCH, SUMMARY = ("measurements", "measurement", "results-export",
                                                       "search-result", "report-summary")
@@ -55,6 +57,11 @@ class ModelResult:
     source: str = ""
     statistic: str = "median"           # "best": the fastest inference (a search on a shared host reads that)
     simulated: str | None = None        # a simulated phone's timing basis, e.g. "table pixel1"
+    label: str | None = None            # the batch it was measured in (`measure --label`)
+    init_ms: float | None = None
+    memory_mb: dict[str, float] = field(default_factory=dict)   # init_mb / overall_mb / peak_mb, those known
+    model_bytes: int | None = None
+    profile: dict[str, Any] | None = None   # the stored profile: {"ops", "memory_mb", "simulated", "tool"}
 
     def __post_init__(self) -> None:
         if not self.median_ms > 0:
@@ -137,6 +144,35 @@ class _Fields:
             raise self._bad(key, f"is {_kind_of(items)}, not a list")
         return [_number(x, partial(self._bad, f"{key}[{i}]")) for i, x in enumerate(items)]
 
+    def optional_record(self, key: str) -> dict[str, Any] | None:
+        """The object at `key` as a dict, or None when absent."""
+        return dict(self.record(key).data) if self.has(key) else None
+
+    def figures(self, key: str) -> dict[str, float]:
+        """An object of named numbers (e.g. `memory_mb`), empty when absent."""
+        if not self.has(key):
+            return {}
+        record = self.record(key)
+        return {str(name): record.number(name) for name in record.data}
+
+    def optional_count(self, key: str) -> int | None:
+        """A non-negative whole number (e.g. a size in bytes), or None when absent."""
+        if not self.has(key):
+            return None
+        value = self.number(key)
+        if value < 0 or value != int(value):
+            raise self._bad(key, f"is {shorten(self.data[key])}, not a whole number >= 0")
+        return int(value)
+
+    def last_text(self, key: str) -> str | None:
+        """The last string of the list at `key` (e.g. a measurement's labels), or None when absent or empty."""
+        items = self.data.get(key) or []
+        if not isinstance(items, list):
+            raise self._bad(key, f"is {_kind_of(items)}, not a list")
+        if items and not isinstance(items[-1], str):
+            raise self._bad(f"{key}[{len(items) - 1}]", f"is {_kind_of(items[-1])}, not a string")
+        return items[-1] if items else None
+
     def interval(self, key: str) -> tuple[float, float] | None:
         """A [lo, hi] pair, or None when absent."""
         if not self.has(key):
@@ -161,11 +197,24 @@ def _device_id(device: dict[str, Any]) -> str:
     return str(device.get("fingerprint") or device.get("serial") or "unknown")
 
 
-def _measured(device: _Fields, runtime: str, model: str, figures: _Fields, rounds_ms: list[float], source: str
-              ) -> ModelResult:
+def memory_with_peak(memory_mb: dict[str, float], profile: dict[str, Any] | None) -> dict[str, float]:
+    """The timed rounds' memory figures, with the peak the profiling run measured when they have none."""
+    out = dict(memory_mb)
+    profiled = (profile or {}).get("memory_mb") or {}
+    peak = profiled.get("peak_mb") if isinstance(profiled, dict) else None
+    if isinstance(peak, (int, float)) and not isinstance(peak, bool) and math.isfinite(peak):
+        out.setdefault("peak_mb", float(peak))
+    return out
+
+
+def _measured(device: _Fields, runtime: str, model: str, figures: _Fields, rounds_ms: list[float], source: str,
+              label: str | None, profile: dict[str, Any] | None) -> ModelResult:
     return ModelResult(_device_id(device.data), dict(device.data), runtime, Path(model).name,
                        figures.number("median_ms"), figures.interval("ci95_ms"), figures.optional_number("cv"),
-                       rounds_ms, source=source, simulated=figures.optional_text("simulated"))
+                       rounds_ms, source=source, simulated=figures.optional_text("simulated"), label=label,
+                       init_ms=figures.optional_number("init_ms"),
+                       memory_mb=memory_with_peak(figures.figures("memory_mb"), profile),
+                       model_bytes=figures.optional_count("model_bytes"), profile=profile)
 
 
 def _measurements(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
@@ -173,20 +222,29 @@ def _measurements(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
     for r in doc.records("results"):
         check_header(r.data, MEASUREMENT, VERSIONS[MEASUREMENT], f"{doc.source}: {r.place}")
         out.append(_measured(r.record("device"), r.text("runtime"), r.text("model"), r, r.numbers("rounds_ms"),
-                             doc.source))
+                             doc.source, r.optional_text("label"), r.optional_record("profile")))
     return out, {}
+
+
+def _stored(m: _Fields, label: str | None) -> ModelResult | None:
+    if m.data.get("complete") is not True or not m.has("summary"):
+        return None
+    summary = m.record("summary")
+    rounds_ms = summary.numbers("rounds_ms") or m.numbers("rounds_ms")
+    return _measured(m.record("device"), m.text("runtime"), m.text("model_name"), summary, rounds_ms, m.source,
+                     label or m.last_text("labels"), m.optional_record("profile"))
+
+
+def stored_result(record: dict[str, Any], source: str, label: str | None = None) -> ModelResult | None:
+    """A stored measurement's record (`StoredMeasurement.to_dict()`, a results export's entry) as a result under
+    `label` (default: its last label); None while it is incomplete. ReportInputError names `source` and the
+    field when the record is malformed."""
+    return _stored(_Fields(record, source, "measurement"), label)
 
 
 def _export(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
-    out = []
-    for m in doc.records("measurements"):
-        if m.data.get("complete") is not True or not m.has("summary"):
-            continue
-        summary = m.record("summary")
-        rounds_ms = summary.numbers("rounds_ms") or m.numbers("rounds_ms")
-        out.append(_measured(m.record("device"), m.text("runtime"), m.text("model_name"), summary, rounds_ms,
-                             doc.source))
-    return out, {}
+    results = (_stored(m, None) for m in doc.records("measurements"))
+    return [r for r in results if r is not None], {}
 
 
 def _fronts(doc: _Fields, key: str) -> dict[str, list[dict[str, Any]]]:
@@ -224,7 +282,9 @@ def _summary_result(r: _Fields) -> ModelResult:
     return ModelResult(r.text("device_id"), dict(r.record("device").data), r.text("runtime"), r.text("model"),
                        r.number("median_ms"), r.interval("ci95_ms"), r.optional_number("cv"), r.numbers("rounds_ms"),
                        r.optional_number("predicted_ms"), r.optional_number("budget_ms"), r.text("source", ""),
-                       r.text("statistic", "median"), r.optional_text("simulated"))
+                       r.text("statistic", "median"), r.optional_text("simulated"), r.optional_text("label"),
+                       r.optional_number("init_ms"), r.figures("memory_mb"), r.optional_count("model_bytes"),
+                       r.optional_record("profile"))
 
 
 def _report_summary(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:

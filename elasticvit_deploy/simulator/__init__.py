@@ -37,6 +37,11 @@ Quirks of real phones (`SimulatedFarm(..., quirks=[...])`, `farm simulate --quir
     scaling_cur_freq, read while no benchmark runs (right after one, say), shows every core at the profile's idle
     frequency although nothing is throttled: on a real phone the cores drop to their lowest step as soon as they
     go idle, so a frequency read between runs says nothing about throttling.
+``background-load``
+    A phone that is also used for other work (a shared lab phone, one with apps syncing in the background): a
+    quarter of the benchmark_model runs share the CPU with another process and are slowed throughout by a factor
+    of 1.1-1.6 (rates assumed, not measured), so its rounds scatter with a high CV, as benchmarking guides warn
+    of when they ask to close other apps first. The report's noise gate must answer "too noisy to judge".
 
 What the simulator does not model. Its services follow the real adb server and adbd (protocol.py lists those it
 answers; `SimulatedFarm.unplug`/`plug` and `serials=` with network addresses add phones that come and go), except:

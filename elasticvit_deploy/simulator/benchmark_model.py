@@ -9,15 +9,23 @@ flags each knows and how it reads them are in tool_flags.py:
     ``tflite/tools``): its parameter log, ``INFO:``/``WARN:`` on stdout, ``ERROR:`` on stderr,
     ``tensorflow::Stat`` lines without percentiles (as in the recorded TF 2.18 outputs), ``Inference timings in
     us: ...`` and the memory footprint lines. Unknown flags: ``WARN: Unconsumed cmdline flags: ...``; a bad value
-    or ``--help``: ``Failed to parse flag ...``/the flag listing on stderr, ``Benchmarking failed.``, exit 1. With
-    the ``op-profiling`` quirk, ``--enable_op_profiling`` defaults to true and the profiler tables follow the
-    timings (tsl ``StatsCalculator`` layout; each run's time is split over the model's ops in proportion to
-    their output sizes).
+    or ``--help``: ``Failed to parse flag ...``/the flag listing on stderr, ``Benchmarking failed.``, exit 1.
+    ``--report_peak_memory_footprint=true`` adds ``Overall peak memory footprint (MB) via periodic monitoring: P``
+    and the ``Memory status at the end of exeution:`` (sic) VmRSS lines. ``--enable_op_profiling=true`` (the
+    default with the ``op-profiling`` quirk) prints the profiler's tables after those lines: ``Profiling Info for
+    Benchmark Initialization:`` (``ModifyGraphWithDelegate`` when XNNPACK is applied, ``AllocateTensors``) and
+    ``Operator-wise Profiling Info for Regular Benchmark Runs:``, the timed runs only. With XNNPACK (applied unless
+    ``--use_xnnpack=false``) its operators are the rows, ``Delegate/<XNNPACK operator>:<i>``, as the TF 2.18
+    delegate reports them, and the ops it left are builtin rows; without it every op is a builtin row.
 ``litert2``
     LiteRT 2.x ``litert/tools/benchmark_litert_model`` (tag v2.2.0): ``--use_xnnpack``/``--use_nnapi`` are
     unconsumed, so a warning, only the shared loop flags logged, stat lines with ``p5= median= p95=``, then the
     ``BENCHMARK RESULTS`` block in ms on stderr, tagged ``[benchmark_litert_model.h:LINE]`` with the lines of that
-    release. ``--help`` prints the vendor flag header (this build lists no vendor flags), the flag listing, exit 0.
+    release (``Peak memory: P MB`` with ``--report_peak_memory_footprint=true``). ``--use_profiler=true`` prints
+    the profiler's tables after that block (line 192): every run, warm-ups included, each with its
+    ``LiteRT::Run[buffer registration]`` and ``LiteRT::Run[Buffer sync]`` rows, the first also with
+    ``AllocateTensors``. ``--help`` prints the vendor flag header (this build lists no vendor flags), the flag
+    listing, exit 0.
 ``tf1``
     TF Lite 1.12 ``tensorflow/contrib/lite/tools/benchmark``: flags it does not know are silently ignored (no
     time limits: exactly the runs asked), no log prefixes, ``Average inference timings in us: Warmup: W, Init: I,
@@ -45,6 +53,14 @@ time x speed_factor on both paths. Each run sleeps for its simulated duration x 
 while the tool is busy (thermal.py). GPU, NNAPI and NPU delegates are announced as the real tools do but run at
 CPU speed. --num_threads is accepted and echoed, but one thread is simulated. A simulator for trying the workflow
 and for CI: a twin's numbers are its table's, the fallback's are plausible, neither is a measurement.
+
+Op profiles are simulated, not measured: their nodes are the model's real ops (as the host's interpreter, with
+XNNPACK where the tool applies it, has them), and each profiled run's simulated time is split over the nodes by an
+estimate of their work from the model's tensors (multiply-accumulates of convolutions, fully connected and batch
+matmul ops, elements for the rest), in whole microseconds summing to the run's time (op_profile.py); the tables
+are tsl's ``StatsCalculator`` (tool_stats.py). The init rows, LiteRT 2's buffer rows, the memory each reports and
+the peak footprint (the overall one plus what the tool keeps resident) are assumed round shares, not measured.
+Profiling is printed after the timed runs and takes no simulated time: it never changes the timings.
 """
 
 from __future__ import annotations
@@ -68,6 +84,7 @@ from pathlib import Path
 import numpy as np
 
 from .devicefs import Sensors
+from .op_profile import ProfiledNode, activation_bytes, profiled_nodes, split_us
 from .profiles import PhoneProfile
 from .thermal import Thermal, freq_fraction
 from .tool_flags import (
@@ -92,57 +109,30 @@ from .tool_flags import (
     usage_modern,
     usage_tf1,
 )
+from .tool_stats import ProfileEvent, Stat, StatsCalculator
 from .twin import cached_twin_timing
 
 HOST_TIMING_RUNS = 5       # host invocations timed (after one untimed) to estimate the host latency
 FIRST_RUN_FACTOR = 1.3     # the first inference pays for cold caches and lazy initialisation
 SENSOR_REFRESH_S = 0.05    # host seconds between sensor file refreshes while busy
+BACKGROUND_LOAD_SHARE = 0.25            # background-load quirk: share of tool runs another app competes with ...
+BACKGROUND_LOAD_SLOWDOWN = (1.1, 1.6)   # ... slowing the whole run by a factor drawn from this range (assumed)
 ABORT_EXIT = 134           # a shell's status for a process killed by SIGABRT (TFLITE_LOG(FATAL))
+MEMORY_CHECK_INTERVAL_MS = 50  # benchmark_model.cc kMemoryCheckIntervalMs
+# simulated, assumed round numbers: what the tool itself keeps resident (its binary and libraries file-backed),
+# the shares of init that applying XNNPACK and allocating the tensors take, and the time LiteRT 2 spends on
+# registering and syncing a run's buffers (each)
+TOOL_RESIDENT_MB = 4.0
+TOOL_FILE_MB = 3
+DELEGATE_SHARE = 0.4
+ALLOCATE_SHARE = 0.1
+LITERT_BUFFER_US = 15.0
+LITERT_BUFFER_SHARE = 0.03
 # litert/tools/benchmark_litert_model.h at v2.2.0: the line each LITERT_LOG of the results block reports
 _LITERT_TAG = "benchmark_litert_model.h"
 _LITERT_LOAD_TAG = "benchmark_litert_model.cc:271"
 _SIMULATOR_TAG = "simulator:0"  # the tag of the simulator's own line in the litert2 tool's log style
 _DEFAULT_SIGNATURE = "<placeholder signature>"  # litert/cc/internal/litert_consts.h kDefaultSignatureKey
-
-
-# --- statistics ----------------------------------------------------------------------------------------------
-
-@dataclass
-class Stat:
-    """tensorflow::Stat<int64_t> of integer microseconds: empty average 0 (int64 quiet_NaN), population std."""
-
-    times_us: list[int]
-
-    @property
-    def first(self) -> int:
-        return self.times_us[0] if self.times_us else 0
-
-    @property
-    def avg(self) -> float:
-        return sum(self.times_us) / len(self.times_us) if self.times_us else 0.0
-
-    def std(self, legacy: bool = False) -> int:
-        """Population std as int64: tsl's Stat truncates the variance to int64 before the root, TF 1.x's did not."""
-        t = self.times_us
-        if not t or min(t) == max(t):
-            return 0
-        variance = sum(x * x for x in t) / len(t) - self.avg ** 2
-        return int(math.sqrt(max(variance if legacy else int(variance), 0)))
-
-    def line(self, percentiles: bool = False, legacy: bool = False) -> str:
-        t = self.times_us
-        if not t:
-            text = "count=0"
-        elif min(t) == max(t):
-            text = f"count={len(t)} curr={t[-1]}" + ("(all same)" if len(t) > 1 else "")
-        else:
-            text = (f"count={len(t)} first={t[0]} curr={t[-1]} min={min(t)} max={max(t)} avg={cpp_double(self.avg)} "
-                    f"std={self.std(legacy)}")
-        if percentiles:  # StatWithPercentiles: nth_element at size * p / 100 (0 when empty)
-            ordered = sorted(t)
-            text += "".join(f" {name}={ordered[len(t) * p // 100] if t else 0}"
-                            for name, p in (("p5", 5), ("median", 50), ("p95", 95)))
-        return text
 
 
 # --- the simulated phone -------------------------------------------------------------------------------------
@@ -164,6 +154,9 @@ class SimulatedPhone:
         self.cluster_fraction = max(allowed) / self.profile.reference_khz
         self.sigma = math.sqrt(math.log(1 + self.profile.noise_cv ** 2))
         self.rng = random.Random()
+        quirks = frozenset(settings.get("quirks", ()))
+        loaded = "background-load" in quirks and self.rng.random() < BACKGROUND_LOAD_SHARE
+        self.load = self.rng.uniform(*BACKGROUND_LOAD_SLOWDOWN) if loaded else 1.0  # this tool run's, throughout
         self._deadline = time.monotonic()
         self._refreshed = 0.0
 
@@ -180,7 +173,7 @@ class SimulatedPhone:
         current temperature and core mask, with noise."""
         fraction = self.cluster_fraction * freq_fraction(self.profile, self.thermal.current())
         noise = self.rng.lognormvariate(-self.sigma ** 2 / 2, self.sigma)
-        return full_speed_s / fraction * noise
+        return full_speed_s / fraction * noise * self.load
 
     def start_clock(self) -> None:
         """Start a stretch of back-to-back simulated work (see spend)."""
@@ -207,15 +200,6 @@ class Timing:
 
     inference_s: float
     basis: str
-
-
-@dataclass(frozen=True)
-class Op:
-    """One node of the model as the op profiler names it."""
-
-    type: str
-    outputs: tuple[str, ...]
-    weight: float    # share of a run's time
 
 
 class HostModel:
@@ -281,18 +265,14 @@ class HostModel:
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    def ops(self) -> list[Op]:
-        """The model's nodes in execution order, each weighted by the size of what it outputs."""
-        tensors = {d["index"]: d for d in self.interpreter.get_tensor_details()}
-        nodes = []
-        for op in self.interpreter._get_ops_details():
-            if op["op_name"] == "DELEGATE":  # the host's own XNNPACK node, not one of the model's
-                continue
-            outs = [tensors[i] for i in op["outputs"] if i in tensors]
-            size = sum(max(int(np.prod(t["shape"])), 1) for t in outs) or 1
-            nodes.append((op["op_name"], tuple(t["name"] for t in outs), float(size)))
-        total = sum(size for *_, size in nodes) or 1.0
-        return [Op(kind, outs, size / total) for kind, outs, size in nodes]
+    def profiled_nodes(self) -> list[ProfiledNode]:
+        """The nodes the op profiler reports in each run, in execution order (op_profile.py)."""
+        return profiled_nodes(self.interpreter._get_ops_details(), self.interpreter.get_tensor_details())
+
+    def arena_kb(self) -> int:
+        """What allocating the model's tensors takes, in KB: the tensors its ops write."""
+        details = self.interpreter._get_ops_details(), self.interpreter.get_tensor_details()
+        return round(activation_bytes(*details) / 1024)
 
     def signature(self) -> str:
         keys = list(self.interpreter.get_signature_list())
@@ -428,6 +408,15 @@ class Context:
     phone: Callable[[], SimulatedPhone]
 
 
+def _check_memory_interval(parsed: Parsed) -> None:
+    """BenchmarkModel::ValidateParams: with peak memory reporting, an interval <= 0 is warned of and reset."""
+    interval = int(parsed["memory_footprint_check_interval_ms"])
+    if parsed["report_peak_memory_footprint"] and interval <= 0:
+        _out(f"WARN: --memory_footprint_check_interval_ms is set to {interval} (ms), This value is invalid, and it "
+             f"will be set to the default value {MEMORY_CHECK_INTERVAL_MS} (ms).")
+        parsed.values["memory_footprint_check_interval_ms"] = MEMORY_CHECK_INTERVAL_MS
+
+
 def _log_params(parsed: Parsed, labels: Sequence[tuple[str, str]], always: frozenset[str] = frozenset()) -> None:
     verbose = bool(parsed.values.get("verbose"))
     for name, label in labels:
@@ -435,12 +424,6 @@ def _log_params(parsed: Parsed, labels: Sequence[tuple[str, str]], always: froze
             continue  # NnapiDelegateProvider::LogParams stops after "Use NNAPI" when it is off
         if name in parsed.given or name in always or verbose:
             _out(f"INFO: {label}: [{shown(parsed[name])}]")
-
-
-def _memory_lines(model: HostModel) -> tuple[float, float]:
-    """Simulated footprint in MB (init, overall): the model and its tensors, then its outputs and scratch."""
-    init = model.size_bytes / 2**20 * 1.05 + 1.5
-    return init, init + 2 * model.input_bytes / 2**20 + 0.75
 
 
 def classic_main(argv: Sequence[str], ctx: Context) -> int:
@@ -457,6 +440,7 @@ def classic_main(argv: Sequence[str], ctx: Context) -> int:
         return 1
     if parsed.unknown:
         _out(f"WARN: Unconsumed cmdline flags: {' '.join(parsed.unknown)}")
+    _check_memory_interval(parsed)
     graph = str(parsed["graph"])
     if not graph:
         _err("ERROR: Please specify the name of your TF Lite input file with --graph")
@@ -502,66 +486,73 @@ def classic_main(argv: Sequence[str], ctx: Context) -> int:
          "the actual memory footprint of the model at runtime. Take the information at your discretion.")
     _out(f"INFO: Memory footprint delta from the start of the tool (MB): init={cpp_double(init_mb)} "
          f"overall={cpp_double(overall_mb)}")
+    if parsed["report_peak_memory_footprint"]:
+        peak_mb = _peak_mb(overall_mb)
+        rss = int(overall_mb + TOOL_RESIDENT_MB)  # /proc/self/statm pages >> 20
+        shared = min(TOOL_FILE_MB, rss)
+        for line in (f"Overall peak memory footprint (MB) via periodic monitoring: {cpp_double(peak_mb)}",
+                     "Memory status at the end of exeution:", f"- VmRSS              : {rss} MB",
+                     f"+ RssAnnon           : {rss - shared} MB", f"+ RssFile + RssShmem : {shared} MB"):
+            _out(f"INFO: {line}")
     if parsed["enable_op_profiling"]:
-        init_rows = [("AllocateTensors", "AllocateTensors/0", [max(run.init_us // 10, 1)])]
-        _block("INFO: ", "Profiling Info for Benchmark Initialization:\n" + _profile_report(init_rows) + "\n", _out)
-        if run.timed.times_us:  # no regular run, no events: the profiler prints nothing for them
-            _block("INFO: ", "Operator-wise Profiling Info for Regular Benchmark Runs:\n"
-                   + _profile_report(_op_rows(model.ops(), run.timed.times_us)) + "\n", _out)
+        _block("INFO: ", "Profiling Info for Benchmark Initialization:\n"
+               + _classic_init_profile(model, run.init_us, bool(xnnpack)).report() + "\n", _out)
+        regular = StatsCalculator()
+        nodes = model.profiled_nodes()
+        for us in run.timed.times_us:
+            regular.add_run(_run_events(nodes, us))
+        _block("INFO: ", "Operator-wise Profiling Info for Regular Benchmark Runs:\n" + regular.report() + "\n", _out)
     return 0
 
 
-def _op_rows(ops: Sequence[Op], runs_us: Sequence[int]) -> list[tuple[str, str, list[int]]]:
-    """Each op's time in every run: the run's time split by the ops' weights (whole microseconds)."""
-    return [(op.type, f"[{', '.join(op.outputs)}]:{i}", [int(us * op.weight) for us in runs_us])
-            for i, op in enumerate(ops)]
+def _memory_lines(model: HostModel) -> tuple[float, float]:
+    """Simulated footprint in MB (init, overall): the model and its tensors, then its outputs and scratch."""
+    init = model.size_bytes / 2**20 * 1.05 + 1.5
+    return init, init + 2 * model.input_bytes / 2**20 + 0.75
 
 
-def _field(value: str, width: int) -> str:
-    return f"\t{value:>{width}}"
+def _peak_mb(overall_mb: float) -> float:
+    """Simulated peak footprint (MB, a whole number of KB as ru_maxrss counts): the overall footprint on top of
+    what the tool itself keeps resident."""
+    return float(np.float32(math.ceil((overall_mb + TOOL_RESIDENT_MB) * 1024) / 1024))
 
 
-def _profile_report(rows: Sequence[tuple[str, str, list[int]]]) -> str:
-    """tsl StatsCalculator::GetOutputString with the default formatter's options (run order, top 10 by time,
-    summary by node type), then GetShortSummary: one subgraph, no memory measured."""
-    runs = max((len(t) for *_, t in rows), default=0)
-    totals = [sum(t[r] for *_, t in rows if r < len(t)) for r in range(runs)]
-    grand = sum(totals) or 1
+def _run_events(nodes: Sequence[ProfiledNode], run_us: int) -> list[ProfileEvent]:
+    """One run's operator events: its time split over the nodes by their work."""
+    return [ProfileEvent(node.name, node.type, us)
+            for node, us in zip(nodes, split_us(run_us, [node.work for node in nodes]), strict=True)]
 
-    def table(title: str, ordered: Sequence[tuple[str, str, list[int]]]) -> str:
-        lines = [f"============================== {title} ==============================",
-                 _field("[node type]", 40) + _field("[first]", 9) + _field("[avg ms]", 9) + _field("[%]", 8)
-                 + _field("[cdf%]", 8) + _field("[mem KB]", 10) + _field("[times called]", 9) + "\t[Name]"]
-        cumulative = 0
-        for kind, name, t in ordered:
-            cumulative += sum(t)
-            lines.append(_field(kind, 40) + _field(f"{t[0] / 1000:.3f}", 9) + _field(f"{sum(t) / len(t) / 1000:.3f}", 9)
-                         + _field(f"{sum(t) * 100 / grand:.3f}", 7) + "%" + _field(f"{cumulative * 100 / grand:.3f}", 7)
-                         + "%" + _field("0.000", 10) + _field("1", 9) + f"\t{name}")
-        return "\n".join(lines) + "\n\n"
 
-    by_time = sorted(rows, key=lambda r: -sum(r[2]) / len(r[2]))[:10]
-    per_type: dict[str, list[int]] = {}
-    for kind, _, t in rows:
-        count_time = per_type.setdefault(kind, [0, 0])
-        count_time[0] += 1
-        count_time[1] += sum(t) // runs
-    accumulated = sum(v[1] for v in per_type.values()) or 1
-    summary = [f"Number of nodes executed: {len(rows)}",
-               "============================== Summary by node type ==============================",
-               _field("[Node type]", 40) + _field("[count]", 9) + _field("[avg ms]", 10) + _field("[avg %]", 11)
-               + _field("[cdf %]", 11) + _field("[mem KB]", 10) + _field("[times called]", 10)]
-    cdf = 0.0
-    # a max-heap of (time, (type, memory)): the slowest type first, equal times by descending type name
-    for kind, (count, us) in sorted(per_type.items(), key=lambda kv: (kv[1][1], kv[0]), reverse=True):
-        share = float(np.float32(us) / np.float32(accumulated) * np.float32(100))
-        cdf = float(np.float32(cdf + share))
-        summary.append(_field(kind, 40) + _field(str(count), 9) + _field(f"{us / 1000:.3f}", 10)
-                       + _field(f"{share:.3f}", 10) + "%" + _field(f"{cdf:.3f}", 10) + "%" + _field("0.000", 10)
-                       + _field(str(count), 9))
-    return (table("Run Order", rows) + table("Top by Computation Time", by_time) + "\n".join(summary) + "\n\n"
-            + f"Timings (microseconds): {Stat(totals).line()}\nMemory (bytes): count=0\n"
-            + f"{len(rows)} nodes observed\n")
+def _classic_init_profile(model: HostModel, init_us: int, xnnpack: bool) -> StatsCalculator:
+    """The profiler's events while the classic tool initialises: applying XNNPACK (its weights packed: the
+    model's size in memory) and allocating the tensors."""
+    events = [ProfileEvent("AllocateTensors/0", "AllocateTensors", max(int(init_us * ALLOCATE_SHARE), 1))]
+    if xnnpack:
+        events.insert(0, ProfileEvent("ModifyGraphWithDelegate/0", "ModifyGraphWithDelegate",
+                                      max(int(init_us * DELEGATE_SHARE), 1), round(model.size_bytes / 1024)))
+    init = StatsCalculator()
+    init.add_run(events)
+    return init
+
+
+def _litert_profile(model: HostModel, runs_us: Sequence[int]) -> StatsCalculator:
+    """The LiteRT 2 profiler over every run (warm-ups included): each run registers its buffers, runs the ops and
+    syncs the buffers; the first run also allocates the tensors (what makes it slower)."""
+    profile = StatsCalculator()
+    nodes = model.profiled_nodes()
+    for k, us in enumerate(runs_us):
+        buffers = min(LITERT_BUFFER_SHARE, LITERT_BUFFER_US / us)
+        allocate = 1 - 1 / FIRST_RUN_FACTOR if k == 0 else 0.0
+        registration, allocation, ops_us, sync = split_us(us, [buffers, allocate, 1 - 2 * buffers - allocate,
+                                                               buffers])
+        events = [ProfileEvent("LiteRT::Run[buffer registration]/0", "LiteRT::Run[buffer registration]",
+                               registration)]
+        if k == 0:
+            events.append(ProfileEvent("AllocateTensors/0", "AllocateTensors", allocation, model.arena_kb()))
+        events += _run_events(nodes, ops_us)
+        events.append(ProfileEvent("LiteRT::Run[Buffer sync]/0", "LiteRT::Run[Buffer sync]", sync))
+        profile.add_run(events)
+    return profile
 
 
 def litert2_main(argv: Sequence[str], ctx: Context) -> int:
@@ -583,6 +574,7 @@ def litert2_main(argv: Sequence[str], ctx: Context) -> int:
         return 1
     if parsed.unknown:
         _out(f"WARN: Unconsumed cmdline flags: {' '.join(parsed.unknown)}")
+    _check_memory_interval(parsed)
     _out(f"INFO: Log parameter values verbosely: [{int(bool(parsed['verbose']))}]")
     _log_params(parsed, LOOP_LABELS)
     graph = str(parsed["graph"])
@@ -634,8 +626,13 @@ def litert2_main(argv: Sequence[str], ctx: Context) -> int:
     log(124, "\nMemory Usage:")
     log(126, f"Init footprint:       {init_mb:.2f} MB")
     log(128, f"Overall footprint:    {overall_mb:.2f} MB")
-    log(135, "Peak memory usage not available. (peak_mem_mb <= 0)")
+    if parsed["report_peak_memory_footprint"]:
+        log(132, f"Peak memory:          {_peak_mb(overall_mb):.2f} MB")
+    else:
+        log(135, "Peak memory usage not available. (peak_mem_mb <= 0)")
     log(138, "======================================\n")
+    if parsed["use_profiler"]:  # the listener's summary provider: the profiler's tables after the results
+        log(192, "\n" + _litert_profile(model, [*warm.times_us, *timed.times_us]).report())
     return 0
 
 

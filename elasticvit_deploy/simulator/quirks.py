@@ -22,6 +22,8 @@ QUIRKS: dict[str, str] = {
                      "'Average inference timings in us: Warmup: ..., Init: ..., no stats: ...'",
     "op-profiling": "the classic benchmark_model was built with op profiling on by default: its profiler tables "
                     "follow the timings unless --enable_op_profiling=false",
+    "background-load": "another app competes for the CPU during a quarter of the benchmark_model runs, slowing "
+                       "each such run throughout by 1.1-1.6x: a shared phone whose rounds scatter",
     "idle-freq-drop": "scaling_cur_freq read while no benchmark runs shows the cores at their idle frequency, "
                       "not throttled",
 }
