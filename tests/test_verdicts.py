@@ -122,3 +122,14 @@ def test_judge_rows_carry_the_baseline_and_the_noise_limit():
 @pytest.mark.parametrize("seed", range(5))
 def test_a_true_5pct_regression_fails_for_other_seeds_too(seed):
     assert _verdict(_rounds(100 + seed, n=20), _rounds(200 + seed, n=20, median=10.5)).status == "FAIL"
+
+
+def test_a_likely_slowdown_short_of_p_001_warns_instead_of_failing():
+    """Rounds of a shared phone where the current side happened to catch background load: significant at 0.05
+    (p ~ 0.011), its CI reaching the threshold, but not certain enough to block a merge."""
+    base = [9.52, 9.78, 9.78, 9.81, 9.82, 9.93, 9.99, 10.16, 10.28, 10.32]
+    current = [9.7, 9.92, 10.01, 10.25, 10.35, 10.36, 10.55, 10.78, 12.0, 12.58]
+    v = _verdict(base, current)
+    assert v.status == "WARN" and "not certain enough to fail" in v.reason, v.reason
+    assert 0.01 <= v.details["p_value"] < 0.05 and v.details["ratio_ci95"][1] >= 1.05
+    assert _verdict(base, [x * 1.06 for x in base]).status == "FAIL"  # the same phone, a clean 6% shift

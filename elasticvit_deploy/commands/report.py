@@ -112,9 +112,10 @@ def report_command(results: tuple[str, ...], from_store: bool, store: str | None
       - a significant slowdown: one-sided Mann-Whitney U p < 0.05 and
         the bootstrap 95% CI of the ratio of medians (current over
         baseline) wholly above 1;
-      - FAIL: a significant slowdown whose ratio CI reaches
-        1 + threshold;
-      - WARN: a significant slowdown below the threshold, or
+      - FAIL: a significant slowdown with p < 0.01 whose ratio CI
+        reaches 1 + threshold;
+      - WARN: the same with 0.01 <= p < 0.05, a significant slowdown
+        below the threshold, or
         "too noisy to judge" (a CV over --max-cv, or a change that is
         not significant but whose CI reaches beyond the threshold);
       - PASS: otherwise ("faster" when significantly faster).

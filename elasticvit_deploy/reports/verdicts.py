@@ -10,10 +10,11 @@ latency) when both sides have at least 5 of them:
   median(current) / median(baseline) from a percentile bootstrap (2000 resamples, fixed seed: the same inputs
   always give the same verdict and interval);
 - a slowdown is significant when the slower test has p < 0.05 and the ratio CI lies wholly above 1;
-- FAIL: a significant slowdown whose ratio CI reaches the threshold (upper bound >= 1 + threshold: the data are
-  consistent with a slowdown of at least the threshold), so a true 5% regression on a quiet phone fails at the
-  default 5% threshold. WARN: a significant slowdown whose whole CI stays below 1 + threshold (a real slowdown,
-  smaller than the threshold);
+- FAIL: a significant slowdown, with p < 0.01 (a failed gate blocks a merge, so it asks for more certainty),
+  whose ratio CI reaches the threshold (upper bound >= 1 + threshold: the data are consistent with a slowdown of
+  at least the threshold), so a true 5% regression on a quiet phone fails at the default 5% threshold. WARN: a
+  significant slowdown with 0.01 <= p < 0.05 whose CI reaches the threshold ("not certain enough to fail"), or
+  whose whole CI stays below 1 + threshold (a real slowdown, smaller than the threshold);
 - noise gate: when the coefficient of variation (std / mean of the rounds) of either side is over the limit
   (`max_cv`, default 10%), a significant slowdown FAILs only when even the ratio CI's lower bound is at or beyond
   1 + threshold and the distribution-free 95% CIs of the two medians (order statistics, which a heavy-tailed
@@ -52,6 +53,7 @@ ORDER = {PASS: 0, WARN: 1, FAIL: 2}
 
 MIN_ROUNDS = 5             # rounds each side needs for the distribution test
 ALPHA = 0.05               # significance level of the one-sided Mann-Whitney U tests
+FAIL_ALPHA = 0.01          # ... and the stricter one a FAIL needs: a failed gate blocks a merge
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20240601  # fixed: a report is reproducible from its inputs
 DEFAULT_MAX_CV = 0.10
@@ -184,10 +186,13 @@ def _distribution_verdict(c: RoundsComparison, result: ModelResult, base: ModelR
         return Verdict(WARN, f"too noisy to judge: {cvs}, over the {max_cv * 100:g}% limit; {what} is "
                              f"significant ({stats}) but may be under the {threshold_pct:g}% threshold{runtime}",
                        details)
-    if slower and (noisy or hi >= limit) and c.ratio > 1:
+    if slower and (noisy or hi >= limit) and c.ratio > 1 and c.p_slower < FAIL_ALPHA:
         beyond = "beyond" if lo >= limit else "whose 95% CI reaches"
         return Verdict(FAIL, f"{what}: a significant slowdown {beyond} the {threshold_pct:g}% threshold "
                              f"({stats}){runtime}", details)
+    if slower and hi >= limit:
+        return Verdict(WARN, f"{what}: a likely slowdown that may reach the {threshold_pct:g}% threshold, not "
+                             f"certain enough to fail (p >= {FAIL_ALPHA:g}; {stats}){runtime}", details)
     if slower:
         return Verdict(WARN, f"{what}: a real slowdown of {_pct(c.ratio)}, below the {threshold_pct:g}% "
                              f"threshold ({stats}){runtime}", details)
