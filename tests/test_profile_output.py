@@ -229,7 +229,7 @@ def test_a_run_where_every_node_took_no_time():
     assert parse_op_profile(text) == OpProfile((OpNode("RESHAPE", "[r]:0", 0.0, 0.0),), (), None)
 
 
-@pytest.mark.parametrize("junk", ["", "\n\n", "\x00\xff garbage", b"\xff\xfe bytes", None, 12345, "=" * 10000,
+@pytest.mark.parametrize("junk", ["", "\n\n", "\x00\xff garbage", "=" * 10000,
                                   "============================== Run Order ==============================\n",
                                   "============================== Run Order ==============================\n"
                                   "\t[node type]\t[avg ms]\t[%]\t[Name]\n" + "1 " * 3000 + "\n",

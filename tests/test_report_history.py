@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from elasticvit_deploy.cli import main
+from elasticvit_deploy.farm.profile_output import ProfileRun
 from elasticvit_deploy.farm.store import ResultsStore, export_document, measurement_key
 from elasticvit_deploy.farm.summary import summarize_rounds
 from elasticvit_deploy.reports.history import read_history
@@ -81,7 +82,7 @@ def test_the_latest_label_is_judged_against_the_previous_label_having_the_model(
     assert a.runtime == "benchmark_model@abc" and a.label == "v3"
     assert a.init_ms == pytest.approx(4.0045) and a.model_bytes == 123456
     assert a.memory_mb == {"init_mb": 5.0, "overall_mb": 20.0, "peak_mb": 31.5}   # the peak from the profile
-    assert a.profile is not None and a.profile["tool"] == "benchmark_model"
+    assert a.profile is not None and a.profile.tool == "benchmark_model" and a.profile.peak_mb == 31.5
     assert now[("pixel", "b.tflite")].profile is None and "peak_mb" not in now[("pixel", "b.tflite")].memory_mb
     trend = history.trends[(PIXEL["fingerprint"], "a.tflite")]
     assert [p.label for p in trend] == ["v1", "v2", "v3"] and [p.rounds for p in trend] == [10, 10, 10]
@@ -146,7 +147,7 @@ def test_every_reader_keeps_label_init_memory_size_and_profile(store, tmp_path):
     doc.write_text(json.dumps(_measure_doc(label="v7", init_ms=4.5, memory_mb={"init_mb": 5.0, "overall_mb": 20.0},
                                            model_bytes=1234, profile=PROFILE)))
     (r,) = read_results([doc]).results
-    assert (r.label, r.init_ms, r.model_bytes, r.profile) == ("v7", 4.5, 1234, PROFILE)
+    assert (r.label, r.init_ms, r.model_bytes, r.profile) == ("v7", 4.5, 1234, ProfileRun.from_dict(PROFILE))
     assert r.memory_mb == {"init_mb": 5.0, "overall_mb": 20.0, "peak_mb": 30.0}
     old = tmp_path / "old.json"
     old.write_text(json.dumps(_measure_doc()))      # a document from before these fields
@@ -157,14 +158,35 @@ def test_every_reader_keeps_label_init_memory_size_and_profile(store, tmp_path):
     exported = _by_key(read_results([export]).results)
     a = exported[("pixel", "a.tflite")]
     assert a.label == "v3" and a.model_bytes == 123456 and a.memory_mb["peak_mb"] == 31.5
-    assert a.profile is not None and a.profile["memory_mb"] == {"peak_mb": 31.5}
+    assert a.profile is not None and a.profile.to_dict()["memory_mb"] == {"peak_mb": 31.5}
     for extra, message in [({"memory_mb": {"peak_mb": "big"}}, "results[0].memory_mb.peak_mb is 'big'"),
                            ({"model_bytes": -1}, "results[0].model_bytes is -1, not a whole number"),
                            ({"profile": [1]}, "results[0].profile is a list, not an object"),
+                           ({"profile": {"tool": 3}}, "results[0].profile is not a stored op profile"),
+                           ({"profile": {**PROFILE, "ops": {"nodes": []}}},
+                            "results[0].profile is not an op profile"),
                            ({"label": 3}, "results[0].label is a number, not a string")]:
         doc.write_text(json.dumps(_measure_doc(**extra)))
         with pytest.raises(ReportInputError, match=re.escape(message)):
             read_results([doc])
+
+
+def test_a_malformed_profile_is_a_one_line_error_naming_its_file(tmp_path):
+    doc = tmp_path / "now.json"
+    doc.write_text(json.dumps(_measure_doc(profile={**PROFILE, "memory_mb": {"peak_mb": "lots"}})))
+    r = _cli("report", doc, "--out", tmp_path / "o")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.output, r.output
+    assert r.stderr.startswith(f"error: {doc}: malformed results (measurements.results[0].profile is not a stored "
+                               f"op profile (memory_mb"), r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_malformed_stored_profile_names_the_store_and_measurement(tmp_path):
+    s = ResultsStore(tmp_path / "r.sqlite")
+    mid = _measure(s, "v1", PIXEL, "a.tflite", _rounds(10.0, 1), profile={"ops": None, "tool": 7})
+    with pytest.raises(ReportInputError, match=re.escape(f"{s.path} (measurement {mid}): malformed results "
+                                                         f"(measurement.profile is not a stored op profile")):
+        read_history(s)
 
 
 def test_cli_report_from_the_store(store, tmp_path):
@@ -182,7 +204,8 @@ def test_cli_report_from_the_store(store, tmp_path):
     # the summary is the next baseline: it keeps the labels, memory and profiles
     again = _by_key(read_results([out / "summary.json"]).results)
     assert again[("pixel", "a.tflite")].label == "v3" and again[("pixel", "a.tflite")].memory_mb["peak_mb"] == 31.5
-    assert again[("pixel", "a.tflite")].profile["tool"] == "benchmark_model"
+    stored = _by_key(read_history(store)[0].results)[("pixel", "a.tflite")].profile
+    assert stored is not None and again[("pixel", "a.tflite")].profile == stored
     # a noise limit below the quiet phone's CV turns the FAIL into "too noisy to judge"
     noisy = _cli("report", "--from-store", "--store", store.path, "--device", "pixel", "--max-cv", "0.1", "--out",
                  tmp_path / "r2", "--json")
@@ -196,7 +219,7 @@ def test_cli_a_single_label_is_reported_without_regression_verdicts(store, tmp_p
     r = _cli("report", "--from-store", "--store", store.path, "--labels", "v2", "--out", tmp_path / "o",
              "--fail-on", "regression")
     assert r.exit_code == 0, r.output
-    assert "only label v2 selected" in r.stderr and "no regression verdicts" in r.stdout
+    assert r.stderr == "" and "judged v2: the only label selected, so no regression verdicts" in r.stdout
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert [v["regression_verdict"] for v in summary["verdicts"]] == [None]
 

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 import junitparser
 import pytest
 
+from elasticvit_deploy.farm.profile_output import ProfileRun
 from elasticvit_deploy.reports.history import History, TrendPoint
 from elasticvit_deploy.reports.inputs import ModelResult, ReportInputs, read_results
 from elasticvit_deploy.reports.render import md_text
@@ -36,20 +37,23 @@ def _nodes(rows):
 
 
 # the current profile drops DEPTHWISE_CONV_2D and gains SOFTMAX; the baseline's has no node HOSTILE_OP
-PROFILE = {"ops": {"types": _types([("CONV_2D", 10, 5.0, 0.5), ("FULLY_CONNECTED", 2, 2.0, 0.2),
-                                    ("ADD", 4, 1.0, 0.1), ("SOFTMAX", 1, 0.8, 0.08), ("MEAN", 1, 0.7, 0.07),
-                                    ("RESHAPE", 3, 0.5, 0.05)]),
-                   "nodes": _nodes([("CONV_2D", "[conv1]:0", 3.0, 0.3), ("FULLY_CONNECTED", "[fc]:9", 2.0, 0.2),
-                                    ("CONV_2D", HOSTILE_OP, 1.5, 0.15), ("ADD", "[add]:4", 1.0, 0.1),
-                                    ("SOFTMAX", "[softmax]:10", 0.8, 0.08), ("CONV_2D", "[conv2]:1", 0.5, 0.05)]),
-                   "total_ms": 10.0},
-           "memory_mb": {"peak_mb": 60.5}, "simulated": None, "tool": "benchmark_model"}
-BASE_PROFILE = {"ops": {"types": _types([("CONV_2D", 10, 4.0, 0.45), ("DEPTHWISE_CONV_2D", 3, 2.0, 0.2),
-                                         ("FULLY_CONNECTED", 2, 2.0, 0.22), ("ADD", 4, 1.0, 0.13)]),
-                        "nodes": _nodes([("CONV_2D", "[conv1]:0", 2.5, 0.3), ("FULLY_CONNECTED", "[fc]:9", 2.0, 0.24),
-                                         ("DEPTHWISE_CONV_2D", "[dw]:2", 2.0, 0.24), ("ADD", "[add]:4", 1.0, 0.12)]),
-                        "total_ms": 8.5},
-                "memory_mb": {"peak_mb": 58.0}, "simulated": None, "tool": "benchmark_model"}
+PROFILE_DOC = {"ops": {"types": _types([("CONV_2D", 10, 5.0, 0.5), ("FULLY_CONNECTED", 2, 2.0, 0.2),
+                                        ("ADD", 4, 1.0, 0.1), ("SOFTMAX", 1, 0.8, 0.08), ("MEAN", 1, 0.7, 0.07),
+                                        ("RESHAPE", 3, 0.5, 0.05)]),
+                       "nodes": _nodes([("CONV_2D", "[conv1]:0", 3.0, 0.3), ("FULLY_CONNECTED", "[fc]:9", 2.0, 0.2),
+                                        ("CONV_2D", HOSTILE_OP, 1.5, 0.15), ("ADD", "[add]:4", 1.0, 0.1),
+                                        ("SOFTMAX", "[softmax]:10", 0.8, 0.08), ("CONV_2D", "[conv2]:1", 0.5, 0.05)]),
+                       "total_ms": 10.0},
+               "memory_mb": {"peak_mb": 60.5}, "simulated": None, "tool": "benchmark_model"}
+BASE_PROFILE_DOC = {"ops": {"types": _types([("CONV_2D", 10, 4.0, 0.45), ("DEPTHWISE_CONV_2D", 3, 2.0, 0.2),
+                                             ("FULLY_CONNECTED", 2, 2.0, 0.22), ("ADD", 4, 1.0, 0.13)]),
+                            "nodes": _nodes([("CONV_2D", "[conv1]:0", 2.5, 0.3),
+                                             ("FULLY_CONNECTED", "[fc]:9", 2.0, 0.24),
+                                             ("DEPTHWISE_CONV_2D", "[dw]:2", 2.0, 0.24),
+                                             ("ADD", "[add]:4", 1.0, 0.12)]),
+                            "total_ms": 8.5},
+                    "memory_mb": {"peak_mb": 58.0}, "simulated": None, "tool": "benchmark_model"}
+PROFILE, BASE_PROFILE = ProfileRun.from_dict(PROFILE_DOC), ProfileRun.from_dict(BASE_PROFILE_DOC)
 
 
 def _result(median, model="a.tflite", device="fpA", label="v3", budget=None, profile=None, **extra):
@@ -168,6 +172,21 @@ def test_junit_reads_with_junitparser(report):
     assert failed == ["a.tflite regression", "b.tflite budget"]
 
 
+def test_junit_keeps_two_phones_of_one_name_apart(tmp_path):
+    """The same phone with a new fingerprint: two groups of one name, with files and test suites of their own."""
+    results = [ModelResult(fp, {"fingerprint": fp, "alias": "pixel"}, "rt", "a.tflite", 10.0, (9.9, 10.1), 0.01,
+                           [10.0], budget_ms=5) for fp in ("fp-old-0123456789", "fp-new-9876543210")]
+    summary = build_report(ReportInputs(results), [], [], 5, tmp_path / "rep")
+    assert [p["files"]["json"] for p in summary["phones"]] == [str(tmp_path / "rep" / "pixel.json"),
+                                                                str(tmp_path / "rep" / "pixel-fp-new-98765.json")]
+    root = ET.parse(tmp_path / "rep" / "junit.xml").getroot()
+    _check_junit_schema(root)
+    assert [s.get("name") for s in root] == ["pixel", "pixel (fp-new-98765)"]
+    assert [{c.get("classname") for c in s.iter("testcase")} for s in root] == [{"pixel"}, {"pixel (fp-new-98765)"}]
+    suites = list(junitparser.JUnitXml.fromfile(str(tmp_path / "rep" / "junit.xml")))
+    assert [(s.name, s.tests, s.failures) for s in suites] == [("pixel", 1, 1), ("pixel (fp-new-98765)", 1, 1)]
+
+
 def test_junit_holds_any_name_as_valid_xml(tmp_path):
     names = ["a\x01b<c>&d\"e'.tflite", "]]>\x1b[31m.tflite", "x\ufffe\nz.tflite"]
     results = [_result(10.0, model=m, budget=5) for m in names]
@@ -187,7 +206,8 @@ def test_summary_md_is_one_line_per_phone_with_details_folded(report):
     out, _ = report
     md = (out / "summary.md").read_text()
     lines = md.splitlines()
-    assert lines[0] == "## elasticvit-deploy benchmark report: `v3` vs `v2`, `v1` (trends over 3 labels, `v1` to `v3`)"
+    assert lines[0] == ("## elasticvit-deploy benchmark report: `v3` against `v2`, `v1`; trends over 3 labels, `v1` "
+                        "to `v3`")
     table = lines[2:lines.index("", 2)]
     assert table[0] == "| phone | models | pass | warn | fail | status | slowest (median) |" and len(table) == 4
     assert table[2] == "| phone-fpA | 3 | 1 | 0 | 2 | ❌ FAIL | `a.tflite` 12.00 ms |"
@@ -259,7 +279,7 @@ def test_index_links_every_phone_page_and_embeds_the_charts(report):
 def test_phone_pages_show_trends_tests_resources_and_profiles(report):
     out, _ = report
     md = (out / "phone-fpA.md").read_text()
-    assert "Label `v3` against `v2`." in md
+    assert "regression threshold 5%; judged `v3` against `v2`; trends over 3 labels, `v1` to `v3`." in md
     trend = md.split("#### Median (95% CI) across labels, oldest first\n\n")[1].splitlines()
     assert trend[0] == "| model | `v1` | `v2` | `v3` (judged) |"
     assert trend[2] == "| `a.tflite` | 9.90 (9.80–10.00) | 10.00 (9.90–10.10) | 12.00 (11.90–12.10) |"
@@ -305,7 +325,7 @@ def test_no_history_no_profile_keeps_the_pages_as_they_were(tmp_path):
     results = [ModelResult("fpA", {"alias": "p"}, "rt", "a.tflite", 10.0, (9.5, 10.5), 0.02, [9.5, 10.0, 10.5])]
     summary = build_report(ReportInputs(results), [], [], 5, tmp_path / "rep")
     md = (tmp_path / "rep" / "p.md").read_text()
-    assert "####" not in md and "Label" not in md and summary["labels"] == []
+    assert "####" not in md and "judged" not in md and summary["labels"] == [] and summary["compared"] == ""
     parsed = _Page()
     parsed.feed((tmp_path / "rep" / "p.html").read_text())
     assert list(parsed.images) == ["plot-latency"] and parsed.tables == ["device", "results"]

@@ -27,7 +27,6 @@ from ..farm.install import check_benchmark_binary, install_on
 from ..farm.labels import check_label, default_label
 from ..farm.lease import PhoneLease
 from ..farm.measure import LocalModel, MeasurementResult, MeasureOptions
-from ..farm.profile_output import OpProfile
 from ..farm.registry import DeviceEntry, Registry, check_adb_address, check_alias
 from ..farm.runner_protocol import DELEGATES, RunnerSettings
 from ..farm.store import ResultsStore, export_document
@@ -61,11 +60,11 @@ def _profile_line(result: MeasurementResult) -> str | None:
     if result.profile is None:
         return None
     where = f"profile {result.device_name} {Path(result.model).name}:"
-    ops = result.profile.get("ops")
-    types = OpProfile.from_dict(ops).top_types(3) if isinstance(ops, dict) else []
+    ops = result.profile.ops
+    types = ops.top_types(3) if ops is not None else []
     text = ", ".join(f"{t.type} {t.share:.1%}" for t in types) or "no op tables printed"
-    peak = (result.profile.get("memory_mb") or {}).get("peak_mb")
-    return f"{where} {text}" + (f"; peak memory {peak:.1f} MB" if isinstance(peak, (int, float)) else "")
+    peak = result.profile.peak_mb
+    return f"{where} {text}" + (f"; peak memory {peak:.1f} MB" if peak is not None else "")
 
 
 class _Notices:

@@ -10,8 +10,8 @@ import click
 from ..cli_common import emit_json
 from ..errors import UserError
 from ..farm.store import ResultsStore, default_store_path
-from ..reports.history import History, read_history
-from ..reports.inputs import ModelResult, ReportInputs, read_results
+from ..reports.history import History, no_labels, read_history
+from ..reports.inputs import ReportInputs, read_results
 from ..reports.report import build_report
 from ..reports.verdicts import parse_budgets
 
@@ -36,12 +36,10 @@ def _check_options(results: tuple[str, ...], from_store: bool, baseline: str | N
 
 
 def _label_list(labels: str | None) -> list[str] | None:
+    """The names of --labels A,B,C (read_history refuses none)."""
     if labels is None:
         return None
-    names = [name.strip() for name in labels.split(",") if name.strip()]
-    if not names:
-        raise UserError("--labels: give label names separated by commas (e.g. --labels v1.2,v1.3)")
-    return names
+    return [name.strip() for name in labels.split(",") if name.strip()]
 
 
 def _open_store(store: str | None) -> ResultsStore:
@@ -50,19 +48,8 @@ def _open_store(store: str | None) -> ResultsStore:
     if not path.is_file():
         if store:
             raise UserError(f"--store {path}: no such results store")
-        raise UserError(f"no labelled measurements in {path}; run measure --label L first")
+        raise no_labels(path)
     return ResultsStore(path)
-
-
-def _compared(history: History, baseline: list[ModelResult]) -> str:
-    """Which labels were compared, for the text output."""
-    latest = history.labels[-1]
-    earlier = [label for label in history.labels[:-1] if any(b.label == label for b in baseline)]
-    if len(history.labels) == 1:
-        return f"judged {latest}: the only label selected, so no regression verdicts"
-    if not earlier:
-        return f"judged {latest}: no earlier selected label has its models, so no regression verdicts"
-    return f"judged {latest} against {', '.join(reversed(earlier))}"
 
 
 @click.command("report")
@@ -75,8 +62,8 @@ def _compared(history: History, baseline: list[ModelResult]) -> str:
               help="Results store to read with --from-store (default: the one measure writes).")
 @click.option("--labels", default=None, metavar="A,B,C",
               help="With --from-store: the labels to report, oldest first (the last is judged). Default: all.")
-@click.option("--last", type=click.IntRange(min=1), default=None, metavar="K",
-              help="With --from-store: the K most recently tagged labels.")
+@click.option("--last", type=int, default=None, metavar="K",
+              help="With --from-store: the K newest labels (by when each was first tagged).")
 @click.option("--device", "devices", multiple=True, metavar="NAME",
               help="With --from-store: only this device (alias, serial or fingerprint prefix); repeatable.")
 @click.option("--baseline", default=None, type=click.Path(dir_okay=False), metavar="PREVIOUS",
@@ -88,8 +75,8 @@ def _compared(history: History, baseline: list[ModelResult]) -> str:
 @click.option("--max-cv", "max_cv_pct", type=click.FloatRange(0, 1000), default=10.0, show_default=True,
               metavar="PCT",
               help="Noise limit (%): when the coefficient of variation of either side's rounds is over it, a "
-                   "slowdown fails only if even its 95% CI lower bound is beyond the threshold; otherwise WARN "
-                   "'too noisy to judge'.")
+                   "slowdown fails only if even its 95% CI lower bound is beyond the threshold and the medians' "
+                   "distribution-free 95% CIs are apart by the threshold too; otherwise WARN 'too noisy to judge'.")
 @click.option("--fail-on", "fail_on", type=click.Choice(["regression", "budget"]), multiple=True,
               help="Exit 1 when any model FAILs this check (repeatable): the CI gate.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -126,9 +113,6 @@ def report_command(results: tuple[str, ...], from_store: bool, store: str | None
     history: History | None = None
     if from_store:
         current, base, history = read_history(_open_store(store), _label_list(labels), last, devices)
-        if len(history.labels) == 1:
-            click.echo(f"note: only label {history.labels[0]} selected: reported with no regression verdicts",
-                       err=True)
     else:
         current = read_results([Path(p) for p in results])
         base = read_results([Path(baseline)]).results if baseline else []
@@ -138,8 +122,8 @@ def report_command(results: tuple[str, ...], from_store: bool, store: str | None
     if as_json:
         emit_json(summary)
     else:
-        if history is not None:
-            click.echo(_compared(history, base))
+        if summary["compared"]:
+            click.echo(f"judged {summary['compared']}")
         for phone in summary["phones"]:
             s = phone["status"]
             click.echo(f"{phone['name']}: {s['PASS']} pass, {s['WARN']} warn, {s['FAIL']} fail -> "

@@ -105,18 +105,23 @@ class BenchmarkTool:
             return ["--use_xnnpack=false"] if self._has("use_xnnpack") else []
         return [{"xnnpack": "--use_xnnpack=true", "gpu": "--use_gpu=true", "nnapi": "--use_nnapi=true"}[delegate]]
 
-    def args(self, graph: str, *, warmup: int, runs: int, threads: int, delegate: str, max_secs: int) -> list[str]:
+    def args(self, graph: str, *, warmup: int, runs: int, threads: int, delegate: str, max_secs: int,
+             profiling: bool = False) -> list[str]:
         """The tool's own flags for one run: exactly `warmup` warm-ups and `runs` timed runs (time minimums off:
         --warmup_min_secs=0 --min_secs=0 where they exist), --max_secs=max_secs, op profiling off where the tool
-        has the flag (--enable_op_profiling=false; --use_profiler=false on litert2), and the delegate mapped to the
-        tool's flags; UnsupportedDelegate (a ValueError) with a one-line message naming the tool and what it can
-        do, for a delegate it cannot do (e.g. nnapi on litert2)."""
+        has the flag (--enable_op_profiling=false; --use_profiler=false on litert2) or, with `profiling`, on
+        (--enable_op_profiling=true plus --report_peak_memory_footprint=true where the tool lists it;
+        --use_profiler=true on litert2), and the delegate mapped to the tool's flags. UnsupportedDelegate with a
+        one-line message naming the tool and what it can do, for a delegate it cannot do (e.g. nnapi on litert2);
+        ValueError for a value out of range, or `profiling` on a tool that cannot profile (`can_profile`)."""
         for label, value, least in (("warmup", warmup, 0), ("runs", runs, 1), ("threads", threads, 1),
                                     ("max_secs", max_secs, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ValueError(f"{label} must be an integer >= {least}, got {shorten(value)}")
         if not isinstance(graph, str) or not graph.strip():
             raise ValueError(f"graph must be a model path, got {shorten(graph)}")
+        if profiling and not self.can_profile():
+            raise ValueError(f"{self.name} has no op profiling flag")
         delegate_args = self.delegate_args(delegate)
         argv = [f"--graph={graph}", f"--warmup_runs={warmup}"]
         if self._has("warmup_min_secs"):
@@ -128,7 +133,9 @@ class BenchmarkTool:
             argv.append(f"--max_secs={max_secs}")
         argv.append(f"--num_threads={threads}")
         if self._has(self._profiling_flag):
-            argv.append(f"--{self._profiling_flag}=false")
+            argv.append(f"--{self._profiling_flag}={'true' if profiling else 'false'}")
+        if profiling and self.family == "classic" and "report_peak_memory_footprint" in self.flags:
+            argv.append("--report_peak_memory_footprint=true")
         return argv + delegate_args
 
     @property
@@ -140,21 +147,12 @@ class BenchmarkTool:
         return self._has(self._profiling_flag)
 
     def profile_args(self, graph: str, *, runs: int, threads: int, delegate: str, max_secs: int) -> list[str] | None:
-        """The flags of one op profiling run: those of `args` with PROFILE_WARMUP warm-ups, min(`runs`,
-        PROFILE_MAX_RUNS) timed runs and profiling on (--enable_op_profiling=true, plus
-        --report_peak_memory_footprint=true where the tool lists it; --use_profiler=true on litert2); None when the
-        tool has no profiling flag. Errors as `args`."""
-        if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-            raise ValueError(f"runs must be an integer >= 1, got {shorten(runs)}")
-        argv = self.args(graph, warmup=PROFILE_WARMUP, runs=min(runs, PROFILE_MAX_RUNS), threads=threads,
-                         delegate=delegate, max_secs=max_secs)
+        """The flags of one op profiling run: `args` with profiling on, PROFILE_WARMUP warm-ups and min(`runs`,
+        PROFILE_MAX_RUNS) timed runs; None when the tool has no profiling flag. Errors as `args`."""
         if not self.can_profile():
             return None
-        off, on = f"--{self._profiling_flag}=false", f"--{self._profiling_flag}=true"
-        argv = [on if flag == off else flag for flag in argv]
-        if self.family == "classic" and "report_peak_memory_footprint" in self.flags:
-            argv.insert(argv.index(on) + 1, "--report_peak_memory_footprint=true")
-        return argv
+        return self.args(graph, warmup=PROFILE_WARMUP, runs=min(runs, PROFILE_MAX_RUNS), threads=threads,
+                         delegate=delegate, max_secs=max_secs, profiling=True)
 
 
 def detect_tool(help_text: str) -> BenchmarkTool:

@@ -25,9 +25,13 @@ class BadLabel(BadInput):
 
 
 def check_label(label: str) -> str:
-    """`label` if it is 1-`MAX_LABEL` printable characters, not all blank; BadLabel saying why otherwise."""
-    if not isinstance(label, str) or not label:
-        raise BadLabel("a label must be 1 to 100 printable characters, got an empty one")
+    """`label` if it is 1-`MAX_LABEL` printable characters, not all blank; BadLabel saying why otherwise. Python
+    callers of the store (`ResultsStore.tag`, `measure_batch(label=...)`) reach it with whatever they hold, so a
+    label that is not a str is refused here too."""
+    if not isinstance(label, str):
+        raise BadLabel(f"a label must be a string, got {type(label).__name__}")
+    if not label:
+        raise BadLabel(f"a label must be 1 to {MAX_LABEL} printable characters, got an empty one")
     if len(label) > MAX_LABEL:
         raise BadLabel(f"a label must be at most {MAX_LABEL} characters, got {len(label)} ({shorten(label, 30)})")
     if not label.isprintable():

@@ -33,18 +33,19 @@ from ..export.tflite_check import ModelFileCheckError, check_tflite
 from .adb import DeviceGone, FarmError, FarmInputError, Phone, ShellResult
 from .benchmark_tool import HELP_ARGV, BenchmarkTool, UnknownBenchmarkTool, UnsupportedDelegate, detect_tool
 from .identity import DeviceIdentity, read_health, read_identity
+from .profile_output import ProfileRun
 from .runner_protocol import (
     BENCHMARK_PATH,
     DEFAULT_ROUNDS,
     MAX_SECS,
     MODELS_DIR,
     RUNNER_PATH,
-    ProfileRun,
     RoundResult,
     RunnerOutput,
     RunnerOutputError,
     RunnerSettings,
     parse_runner_output,
+    profile_run,
     round_problem,
     runner_argv,
 )
@@ -110,7 +111,7 @@ class MeasurementResult:
     summary: MeasurementSummary
     cached: bool
     label: str | None = None
-    profile: dict[str, Any] | None = None  # the stored op profile (`ProfileRun.to_dict()`), if any
+    profile: ProfileRun | None = None  # the measurement's op profile, if one is stored
 
     @property
     def device_name(self) -> str:
@@ -126,7 +127,7 @@ class MeasurementResult:
                "flags": self.flags, "cached": self.cached, "cores": self.flags.get("cores"),
                "temp_sensor": self.device.get("temp_sensor"), "label": self.label, **self.summary.to_dict()}
         if self.profile is not None:
-            out["profile"] = self.profile
+            out["profile"] = self.profile.to_dict()
         return out
 
 
@@ -237,14 +238,16 @@ class PhoneDevice:
         """One runner call like a round's (same cooling) with the tool's profiling flags
         (`BenchmarkTool.profile_args`); None when the tool has no profiling flag, FarmError if the run failed."""
         assert self.identity is not None and self.tool is not None, "prepare() first"
+        if not self.tool.can_profile():
+            return None
         s = self.settings
         assert s.threads is not None, "prepare() first"
-        flags = self.tool.profile_args(f"{MODELS_DIR}/{model.sha256}.tflite", runs=s.runs, threads=s.threads,
-                                       delegate=s.delegate, max_secs=MAX_SECS)
-        if flags is None:
-            return None
-        r, _ = self._runner_call(model, self._pushed_model(model), flags, 0)
-        return ProfileRun.from_round(r, self.tool.family)
+        remote = self._pushed_model(model)
+        flags = self.tool.profile_args(remote, runs=s.runs, threads=s.threads, delegate=s.delegate,
+                                       max_secs=MAX_SECS)
+        assert flags is not None  # the tool can profile
+        r, _ = self._runner_call(model, remote, flags, 0)
+        return profile_run(r, self.tool.family)
 
     def no_profile_reason(self) -> str:
         """Why `run_profile` gave None: the phone's tool lists no profiling flag."""
@@ -393,7 +396,7 @@ def measure_model(device: Device, model: LocalModel, store: ResultsStore, option
     if not options.fresh and (done := store.find(key)) is not None and done.summary is not None:
         if label is not None:
             store.tag(done.id, label)
-        profile = done.profile
+        profile = ProfileRun.from_dict(done.profile) if done.profile is not None else None
         if options.profile and profile is None:
             profile = _profile(device, model, store, done.id, notify)
         return MeasurementResult(str(model.path), model.sha256, info, runtime, flags,
@@ -417,7 +420,7 @@ def measure_model(device: Device, model: LocalModel, store: ResultsStore, option
 
 
 def _profile(device: Device, model: LocalModel, store: ResultsStore, measurement_id: int, notify: Notify | None
-             ) -> dict[str, Any] | None:
+             ) -> ProfileRun | None:
     """One profiling run of `model`, stored as the measurement's profile as soon as it completes; None (and a
     notice) when the device cannot profile or the run failed: the timed measurement stands either way."""
     say = notify or (lambda _message: None)
@@ -431,9 +434,8 @@ def _profile(device: Device, model: LocalModel, store: ResultsStore, measurement
     if run is None:
         say(device.no_profile_reason())
         return None
-    profile = run.to_dict()
-    store.set_profile(measurement_id, profile)
-    return profile
+    store.set_profile(measurement_id, run.to_dict())
+    return run
 
 
 def _wants_more(samples: list[float], options: MeasureOptions) -> bool:

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadInput, shorten
-from .benchmark_output import stat_values, strip_log_prefix
+from .benchmark_output import ToolMemory, stat_values, strip_log_prefix
 
-__all__ = ["OpNode", "OpProfile", "OpTypeTime", "parse_op_profile"]
+__all__ = ["OpNode", "OpProfile", "OpTypeTime", "ProfileRun", "parse_op_profile"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,45 @@ class OpProfile:
         mean: a node called several times per run counts every call, and set-up rows (LiteRT's AllocateTensors)
         with a long call but no share in the runs stay out."""
         return sorted(self.nodes, key=lambda t: (-t.share, -t.avg_ms))[:max(n, 0)]
+
+
+@dataclass(frozen=True)
+class ProfileRun:
+    """One benchmark_model run with op profiling on, apart from the timed rounds: its op tables (None when the
+    tool printed none), its memory footprint, a simulated phone's timing basis, and the tool family that ran it."""
+
+    ops: OpProfile | None
+    memory: ToolMemory | None
+    simulated: str | None
+    tool: str
+
+    @property
+    def peak_mb(self) -> float | None:
+        return self.memory.peak_mb if self.memory is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored profile: {"ops": OpProfile.to_dict() or None, "memory_mb": ToolMemory.to_dict(),
+        "simulated": basis or None, "tool": family}."""
+        return {"ops": self.ops.to_dict() if self.ops is not None else None,
+                "memory_mb": self.memory.to_dict() if self.memory is not None else {},
+                "simulated": self.simulated, "tool": self.tool}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ProfileRun:
+        """The profile `to_dict` wrote; BadInput (one line) when it is not one."""
+        if not isinstance(d, dict) or not isinstance(d.get("tool"), str):
+            raise BadInput(f"not a stored op profile: {shorten(repr(d))}")
+        memory = d.get("memory_mb") or {}
+        if not isinstance(memory, dict):
+            raise BadInput(f"not a stored op profile (memory_mb {shorten(repr(memory))})")
+        try:
+            tool_memory = ToolMemory.from_dict(memory) if memory else None
+        except (TypeError, ValueError) as e:
+            raise BadInput(f"not a stored op profile (memory_mb {shorten(repr(memory))}: {shorten(str(e))})") from e
+        ops = d.get("ops")
+        simulated = d.get("simulated")
+        return cls(OpProfile.from_dict(ops) if ops is not None else None, tool_memory,
+                   simulated if isinstance(simulated, str) else None, d["tool"])
 
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
@@ -237,10 +276,6 @@ def _total_ms(stat_text: str) -> float | None:
 def parse_op_profile(text: str) -> OpProfile | None:
     """The regular runs' op profile in benchmark_model's output (never the initialisation one), or None when no
     profile table was printed. A truncated profile gives what it printed; junk gives None; never raises."""
-    if isinstance(text, (bytes, bytearray)):
-        text = bytes(text).decode("utf-8", "replace")
-    elif not isinstance(text, str):
-        text = "" if text is None else str(text)
     profiles: list[_Profile] = []
     phase: str | None = None
     primary = True

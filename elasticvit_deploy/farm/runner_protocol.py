@@ -16,7 +16,7 @@ from ..errors import BadInput, OperationFailed, one_line, shorten
 from .adb import device_path
 from .benchmark_output import BenchmarkRun, ToolMemory, parse_benchmark_output
 from .benchmark_tool import DELEGATES
-from .profile_output import OpProfile, parse_op_profile
+from .profile_output import ProfileRun, parse_op_profile
 
 DEVICE_DIR = "/data/local/tmp/elasticvit-deploy"
 RUNNER_PATH = f"{DEVICE_DIR}/runner.sh"
@@ -163,27 +163,9 @@ class RoundResult:
         return out
 
 
-@dataclass(frozen=True)
-class ProfileRun:
-    """One benchmark_model run with op profiling on, apart from the timed rounds: its op tables (None when the
-    tool printed none), its memory footprint, a simulated phone's timing basis, and the tool family that ran it."""
-
-    ops: OpProfile | None
-    memory: ToolMemory | None
-    simulated: str | None
-    tool: str
-
-    @classmethod
-    def from_round(cls, r: RoundResult, tool: str) -> ProfileRun:
-        """What a profiling run printed (a round parsed from the runner's output) read as a profile."""
-        return cls(parse_op_profile("\n".join(r.output)), r.memory, r.simulated, tool)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The stored profile: {"ops": OpProfile.to_dict() or None, "memory_mb": ToolMemory.to_dict(),
-        "simulated": basis or None, "tool": family}."""
-        return {"ops": self.ops.to_dict() if self.ops is not None else None,
-                "memory_mb": self.memory.to_dict() if self.memory is not None else {},
-                "simulated": self.simulated, "tool": self.tool}
+def profile_run(r: RoundResult, tool: str) -> ProfileRun:
+    """What a profiling run printed (a round parsed from the runner's output) read as a profile."""
+    return ProfileRun(parse_op_profile("\n".join(r.output)), r.memory, r.simulated, tool)
 
 
 @dataclass

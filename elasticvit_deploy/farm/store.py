@@ -201,8 +201,8 @@ class StoredMeasurement:
     summary: dict[str, Any] | None
     samples: list[float]
     rounds: list[dict[str, Any]]
-    labels: tuple[str, ...] = ()
-    profile: dict[str, Any] | None = None
+    labels: tuple[str, ...]
+    profile: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
         """The exported record, in the toolkit's one spelling: `rounds_ms` for the rounds' means, `round_info`
@@ -278,19 +278,28 @@ class ResultsStore:
         self._create_or_upgrade()
 
     def _create_or_upgrade(self) -> None:
-        """In one write transaction: create the tables of a new store, or upgrade a schema-1 store in place (its
-        new tables created, its schema_version bumped); StoreError, nothing written, for any other schema."""
+        """Create the tables of a new store, or upgrade a schema-1 store in place (its new tables created, its
+        schema_version bumped), in one write transaction; StoreError, nothing written, for any other schema. A
+        store of this schema is only read: opening it writes nothing."""
+        with self._connect() as db:
+            if self._schema_version(db) == str(SCHEMA_VERSION):
+                return
         with self._connect(write=True) as db:
-            has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if has_meta else None
-            if row is not None and row[0] not in ("1", str(SCHEMA_VERSION)):
-                raise StoreError(f"{self.path}: results store schema {shorten(row[0])} is not supported "
-                                 f"(this release uses {SCHEMA_VERSION})")
+            if self._schema_version(db) == str(SCHEMA_VERSION):
+                return  # another process upgraded it meanwhile
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET "
-                       "value = excluded.value", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+    def _schema_version(self, db: sqlite3.Connection) -> str | None:
+        """The store's schema_version (None for a new store); StoreError for one this release cannot use."""
+        has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if has_meta else None
+        if row is not None and row[0] not in ("1", str(SCHEMA_VERSION)):
+            raise StoreError(f"{self.path}: results store schema {shorten(row[0])} is not supported "
+                             f"(this release uses {SCHEMA_VERSION})")
+        return row[0] if row is not None else None
 
     def _new_connection(self) -> sqlite3.Connection:
         """A connection in autocommit mode (transactions are explicit); open it inside `_OPEN.counted`."""
@@ -422,12 +431,6 @@ class ResultsStore:
             if db.execute("SELECT 1 FROM measurements WHERE id = ?", (measurement_id,)).fetchone() is None:
                 raise KeyError(measurement_id)
             db.execute("INSERT OR REPLACE INTO profiles VALUES (?, ?, ?)", (measurement_id, text, time.time()))
-
-    def profile(self, measurement_id: int) -> dict[str, Any] | None:
-        """The measurement's stored op profile, or None."""
-        with self._connect() as db:
-            row = db.execute("SELECT profile FROM profiles WHERE measurement_id = ?", (measurement_id,)).fetchone()
-        return json.loads(row[0]) if row else None
 
     def get(self, measurement_id: int) -> StoredMeasurement:
         with self._connect() as db:

@@ -2,9 +2,9 @@
 label is the one judged, each of its model x phone results against the nearest earlier selected label that has
 the same model on the same phone, and every model x phone gets its trend (median and 95% CI) across the labels.
 
-Labels are selected explicitly (in the order given), as the last K tagged, or all (oldest first); a device filter
-keeps the phones whose alias or serial is given, or whose fingerprint starts with what is given. A label holding
-several complete measurements of one model on one phone counts its newest.
+Labels are selected explicitly (in the order given), as the K newest (by when each was first tagged), or all
+(oldest first); a device filter keeps the phones whose alias or serial is given, or whose fingerprint starts with
+what is given. A label holding several complete measurements of one model on one phone counts its newest.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..errors import shorten
 from ..farm.store import ResultsStore, StoredMeasurement
 from .inputs import ModelResult, ReportInputError, ReportInputs, stored_result
 
-__all__ = ["History", "TrendPoint", "read_history", "select_labels"]
+__all__ = ["History", "TrendPoint", "no_labels", "read_history", "select_labels"]
 
 Key = tuple[str, str]   # (device fingerprint, model file name)
 
@@ -44,13 +44,18 @@ def _listed(names: Iterable[str], limit: int = 5) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
+def no_labels(path: Path) -> ReportInputError:
+    """The error for a results store without labelled measurements (or none at `path` yet)."""
+    return ReportInputError(f"no labelled measurements in {path}; run measure --label L first")
+
+
 def select_labels(known: list[str], labels: list[str] | None = None, last: int | None = None) -> list[str]:
-    """The labels to report, oldest first: `labels` as given (ReportInputError naming one the store lacks), the
-    `last` K of `known` (oldest first), or all of them."""
+    """The labels to report, oldest first: `labels` as given, the `last` K of `known` (oldest first), or all of
+    them. ReportInputError for no labels given, a label the store lacks, or `last` under 1."""
     if labels is not None:
         chosen = list(dict.fromkeys(labels))
         if not chosen:
-            raise ReportInputError("--labels: give label names separated by commas")
+            raise ReportInputError("--labels: give label names separated by commas (e.g. --labels v1.2,v1.3)")
         unknown = [name for name in chosen if name not in known]
         if unknown:
             raise ReportInputError(f"label {shorten(unknown[0], 60)} is not in the results store (known, newest "
@@ -86,20 +91,14 @@ def _filter_devices(by_label: dict[str, list[StoredMeasurement]], devices: tuple
     return {label: [m for m in ms if any(_matches(m, w) for w in devices)] for label, ms in by_label.items()}
 
 
-def _newest_per_key(measurements: list[StoredMeasurement]) -> dict[Key, StoredMeasurement]:
-    newest: dict[Key, StoredMeasurement] = {}
-    for m in sorted(measurements, key=lambda m: m.id):
-        if m.complete and m.summary is not None:
-            newest[(m.device_fingerprint, Path(m.model_name).name)] = m
-    return newest
-
-
-def _results(store: ResultsStore, label: str, measurements: list[StoredMeasurement]) -> dict[Key, ModelResult]:
-    out = {}
-    for key, m in _newest_per_key(measurements).items():
-        result = stored_result(m.to_dict(), f"{store.path} (measurement {m.id})", label)
+def _results(source: Path, label: str, measurements: list[StoredMeasurement]) -> dict[Key, ModelResult]:
+    """The label's results by (device, model) as `judge` matches them: of several measurements of one model on
+    one phone (`measurements` in the order they were started), the newest."""
+    out: dict[Key, ModelResult] = {}
+    for m in measurements:
+        result = stored_result(m.to_dict(), f"{source} (measurement {m.id})", label)
         if result is not None:
-            out[key] = result
+            out[(result.device_id, result.model)] = result
     return out
 
 
@@ -110,10 +109,10 @@ def read_history(store: ResultsStore, labels: list[str] | None = None, last: int
     no labels, for an unknown label, a device no measurement is on, or a latest label with nothing to report."""
     known = [info.label for info in store.labels()]
     if not known:
-        raise ReportInputError(f"no labelled measurements in {store.path}; run measure --label L first")
+        raise no_labels(store.path)
     chosen = select_labels(known, labels, last)
     by_label = _filter_devices({label: store.labelled(label) for label in chosen}, devices)
-    results = {label: _results(store, label, by_label[label]) for label in chosen}
+    results = {label: _results(store.path, label, by_label[label]) for label in chosen}
     latest = chosen[-1]
     if not results[latest]:
         where = " on the devices given" if devices else ""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 from supernet.documents import check_header, document_kind
 
 from ..errors import BadInput, shorten
+from ..farm.profile_output import ProfileRun
 from ..jsontext import JSONTextError, load_json_text
 
 __all__ = ["ModelResult", "ReportInputError", "ReportInputs", "memory_with_peak", "read_results", "stored_result"]
@@ -61,7 +62,7 @@ class ModelResult:
     init_ms: float | None = None
     memory_mb: dict[str, float] = field(default_factory=dict)   # init_mb / overall_mb / peak_mb, those known
     model_bytes: int | None = None
-    profile: dict[str, Any] | None = None   # the stored profile: {"ops", "memory_mb", "simulated", "tool"}
+    profile: ProfileRun | None = None       # the profiling run's op tables and memory (`measure --profile`)
 
     def __post_init__(self) -> None:
         if not self.median_ms > 0:
@@ -75,9 +76,9 @@ class ModelResult:
         return f"{name} (simulated)" if d.get("simulated") and "sim" not in name else name
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["ci95_ms"] = list(self.ci95_ms) if self.ci95_ms else None
-        return out
+        """The result as JSON: its fields by name, the profile as `ProfileRun.to_dict()`."""
+        return {**asdict(replace(self, profile=None)), "ci95_ms": list(self.ci95_ms) if self.ci95_ms else None,
+                "profile": self.profile.to_dict() if self.profile is not None else None}
 
 
 @dataclass
@@ -144,9 +145,15 @@ class _Fields:
             raise self._bad(key, f"is {_kind_of(items)}, not a list")
         return [_number(x, partial(self._bad, f"{key}[{i}]")) for i, x in enumerate(items)]
 
-    def optional_record(self, key: str) -> dict[str, Any] | None:
-        """The object at `key` as a dict, or None when absent."""
-        return dict(self.record(key).data) if self.has(key) else None
+    def profile(self, key: str = "profile") -> ProfileRun | None:
+        """The stored op profile at `key` (`ProfileRun.to_dict()`), or None when absent."""
+        if not self.has(key):
+            return None
+        record = self.record(key)   # an object, or "is a list, not an object"
+        try:
+            return ProfileRun.from_dict(record.data)
+        except BadInput as e:
+            raise self._bad(key, f"is {e}") from None
 
     def figures(self, key: str) -> dict[str, float]:
         """An object of named numbers (e.g. `memory_mb`), empty when absent."""
@@ -197,18 +204,17 @@ def _device_id(device: dict[str, Any]) -> str:
     return str(device.get("fingerprint") or device.get("serial") or "unknown")
 
 
-def memory_with_peak(memory_mb: dict[str, float], profile: dict[str, Any] | None) -> dict[str, float]:
+def memory_with_peak(memory_mb: dict[str, float], profile: ProfileRun | None) -> dict[str, float]:
     """The timed rounds' memory figures, with the peak the profiling run measured when they have none."""
     out = dict(memory_mb)
-    profiled = (profile or {}).get("memory_mb") or {}
-    peak = profiled.get("peak_mb") if isinstance(profiled, dict) else None
-    if isinstance(peak, (int, float)) and not isinstance(peak, bool) and math.isfinite(peak):
-        out.setdefault("peak_mb", float(peak))
+    peak = profile.peak_mb if profile is not None else None
+    if peak is not None and math.isfinite(peak):
+        out.setdefault("peak_mb", peak)
     return out
 
 
 def _measured(device: _Fields, runtime: str, model: str, figures: _Fields, rounds_ms: list[float], source: str,
-              label: str | None, profile: dict[str, Any] | None) -> ModelResult:
+              label: str | None, profile: ProfileRun | None) -> ModelResult:
     return ModelResult(_device_id(device.data), dict(device.data), runtime, Path(model).name,
                        figures.number("median_ms"), figures.interval("ci95_ms"), figures.optional_number("cv"),
                        rounds_ms, source=source, simulated=figures.optional_text("simulated"), label=label,
@@ -222,7 +228,7 @@ def _measurements(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:
     for r in doc.records("results"):
         check_header(r.data, MEASUREMENT, VERSIONS[MEASUREMENT], f"{doc.source}: {r.place}")
         out.append(_measured(r.record("device"), r.text("runtime"), r.text("model"), r, r.numbers("rounds_ms"),
-                             doc.source, r.optional_text("label"), r.optional_record("profile")))
+                             doc.source, r.optional_text("label"), r.profile()))
     return out, {}
 
 
@@ -232,7 +238,7 @@ def _stored(m: _Fields, label: str | None) -> ModelResult | None:
     summary = m.record("summary")
     rounds_ms = summary.numbers("rounds_ms") or m.numbers("rounds_ms")
     return _measured(m.record("device"), m.text("runtime"), m.text("model_name"), summary, rounds_ms, m.source,
-                     label or m.last_text("labels"), m.optional_record("profile"))
+                     label or m.last_text("labels"), m.profile())
 
 
 def stored_result(record: dict[str, Any], source: str, label: str | None = None) -> ModelResult | None:
@@ -284,7 +290,7 @@ def _summary_result(r: _Fields) -> ModelResult:
                        r.optional_number("predicted_ms"), r.optional_number("budget_ms"), r.text("source", ""),
                        r.text("statistic", "median"), r.optional_text("simulated"), r.optional_text("label"),
                        r.optional_number("init_ms"), r.figures("memory_mb"), r.optional_count("model_bytes"),
-                       r.optional_record("profile"))
+                       r.profile())
 
 
 def _report_summary(doc: _Fields) -> tuple[list[ModelResult], dict[str, list]]:

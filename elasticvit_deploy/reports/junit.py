@@ -2,9 +2,11 @@
 reporters, GitLab's `artifacts:reports:junit`, Jenkins' `junit` step).
 
 One <testsuite> per phone (its properties: fingerprint, runtimes, labels, simulated basis), one <testcase> per model
-and check that applies ("MODEL budget", "MODEL regression"; classname = the phone): a FAIL is a <failure> whose
-message is the verdict's reason; a WARN passes, with its reason and figures in <system-out>; a PASS is a bare
-testcase. No test is skipped or errors: checks that do not apply (no budget, no baseline) are not emitted."""
+and check that applies ("MODEL budget", "MODEL regression"; classname = the phone). A phone is named as in the
+report, with its fingerprint's start where its file stem needed it (a name another phone took first, e.g. the same
+phone with a new fingerprint), so CI views keep the two apart. A FAIL is a <failure> whose message is the verdict's
+reason; a WARN passes, with its reason and figures in <system-out>; a PASS is a bare testcase. No test is skipped
+or errors: checks that do not apply (no budget, no baseline) are not emitted."""
 
 from __future__ import annotations
 
@@ -72,7 +74,7 @@ def _suite(root: ET.Element, phone: Phone, timestamp: str) -> tuple[int, int]:
     verdicts = [(row, check, row[f"{check}_verdict"]) for row in phone.rows for check in CHECKS
                 if row[f"{check}_verdict"] is not None]
     failures = sum(v.status == FAIL for _, _, v in verdicts)
-    suite = ET.SubElement(root, "testsuite", name=_name(head["name"]), tests=str(len(verdicts)),
+    suite = ET.SubElement(root, "testsuite", name=_name(phone.name), tests=str(len(verdicts)),
                           failures=str(failures), errors="0", skipped="0", time="0", timestamp=timestamp)
     properties = ET.SubElement(suite, "properties")
     shown = {"fingerprint": head["fingerprint"], "device_model": head["model"], "simulated": head["simulated"],
@@ -82,7 +84,7 @@ def _suite(root: ET.Element, phone: Phone, timestamp: str) -> tuple[int, int]:
         if value:
             ET.SubElement(properties, "property", name=key, value=_name(value))
     for row, check, verdict in verdicts:
-        _testcase(suite, head["name"], row, check, verdict)
+        _testcase(suite, phone.name, row, check, verdict)
     return len(verdicts), failures
 
 

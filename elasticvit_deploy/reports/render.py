@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..farm.profile_output import OpNode, OpProfile, OpTypeTime
+from ..farm.profile_output import OpNode, OpTypeTime
 from .history import History, TrendPoint
 from .inputs import ModelResult
 from .plots import flat, latency_plot, pareto_plot, predicted_plot, trend_plot
@@ -151,26 +151,19 @@ def _changes(top: list[_Op], base: list[_Op] | None, base_top: list[_Op], every:
     return tuple(out)
 
 
-def _ops(result: ModelResult | None) -> OpProfile | None:
-    ops = (result.profile or {}).get("ops") if result is not None else None
-    return OpProfile.from_dict(ops) if isinstance(ops, dict) else None
-
-
 def profile_change(result: ModelResult, base: ModelResult | None) -> ProfileChange | None:
     """`result`'s op profile (its `TOP` slowest op types and nodes) against `base`'s; None when `result` has no
     op tables."""
-    ops = _ops(result)
-    if ops is None:
+    profile = result.profile
+    if profile is None or profile.ops is None:
         return None
-    old = _ops(base)
+    ops = profile.ops
+    old = base.profile.ops if base is not None and base.profile is not None else None
     types = _changes(_type_ops(ops.top_types(TOP)), _type_ops(old.types) if old else None,
                      _type_ops(old.top_types(TOP)) if old else [], _type_ops(ops.types))
     nodes = _changes(_node_ops(ops.top_nodes(TOP)), _node_ops(old.nodes) if old else None,
                      _node_ops(old.top_nodes(TOP)) if old else [], _node_ops(ops.nodes))
-    profile = result.profile or {}
-    tool, simulated = profile.get("tool"), profile.get("simulated")
-    return ProfileChange(types, nodes, old is not None, ops.total_ms, str(tool) if tool else None,
-                         str(simulated) if simulated else None)
+    return ProfileChange(types, nodes, old is not None, ops.total_ms, profile.tool or None, profile.simulated or None)
 
 
 def trend_of(row: dict[str, Any], history: History | None) -> list[TrendPoint]:
@@ -185,10 +178,10 @@ def _point_dict(point: TrendPoint) -> dict[str, Any]:
     return {**asdict(point), "ci95_ms": list(point.ci95_ms) if point.ci95_ms else None}
 
 
-def row_dict(row: dict[str, Any], history: History | None = None) -> dict[str, Any]:
+def row_dict(row: dict[str, Any], change: ProfileChange | None, history: History | None = None) -> dict[str, Any]:
     """A judged row as JSON: the result's figures, its budget, baseline, verdicts (with the regression test's
-    details), status, trend (with a history) and op profile against the baseline's (with a profile)."""
-    change = profile_change(row["result"], row["baseline"])
+    details), status, trend (with a history) and its op profile against the baseline's (`change`, the row's
+    `profile_change`)."""
     base = row["baseline"]
     return {**row["result"].to_dict(), "budget_ms": row["budget_ms"], "baseline_ms": row["baseline_ms"],
             "baseline_label": base.label if base else None,
@@ -225,12 +218,16 @@ def worst_status(rows: Sequence[dict[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class Phone:
-    """One phone's part of a report: the stem of its files in the report directory, its device header, its
-    judged rows and its Markdown page."""
+    """One phone's part of a report: the stem of its files in the report directory, its name distinct among the
+    report's phones, its device header, its judged rows with each one's op profile change and JSON form, and its
+    Markdown page."""
 
     stem: str
+    name: str                                   # head["name"], with the fingerprint's start where the stem has it
     head: dict[str, Any]
     rows: list[dict[str, Any]]
+    changes: list[ProfileChange | None]         # each row's `profile_change`
+    models: list[dict[str, Any]]                # each row's `row_dict`
     markdown: str
 
     @property
@@ -246,11 +243,39 @@ class Phone:
         return max((row["result"] for row in self.rows), key=lambda r: r.median_ms)
 
 
-def labels_compared(phones: Sequence[Phone]) -> tuple[list[str], list[str]]:
-    """The labels the phones' results were measured under, and those of their baselines (first seen first)."""
-    judged = dict.fromkeys(label for p in phones for label in p.head["labels"])
-    against = dict.fromkeys(label for p in phones for label in p.head["baseline_labels"])
+def status_cells(phone: Phone, code: Callable[[str], str]) -> tuple[list[str], str]:
+    """The figures of a phone's status line as cell texts: its models, pass, warn and fail counts; and its slowest
+    model (through `code`, which quotes it for Markdown or HTML) with that model's median."""
+    c, slowest = phone.counts, phone.slowest
+    return ([str(len(phone.rows)), str(c[PASS]), str(c[WARN]), str(c[FAIL])],
+            f"{code(slowest.model)} {slowest.median_ms:.2f} ms")
+
+
+def labels_compared(heads: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The labels the results of these device headers were measured under, and those of their baselines (first
+    seen first)."""
+    judged = dict.fromkeys(label for head in heads for label in head["labels"])
+    against = dict.fromkeys(label for head in heads for label in head["baseline_labels"])
     return list(judged), list(against)
+
+
+def compared_text(heads: Sequence[dict[str, Any]], history: History | None, code: Callable[[str], str] = str) -> str:
+    """Which labels were compared, as one phrase ("" when no result has a label): the labels judged, those they
+    were judged against (with a history and none: why there are no regression verdicts), and the labels the
+    trends run over; each label through `code` (which quotes it for Markdown or HTML)."""
+    judged, against = labels_compared(heads)
+    if not judged:
+        return ""
+    text = ", ".join(map(code, judged))
+    if against:
+        text += " against " + ", ".join(map(code, against))
+    elif history is not None:
+        why = "the only label selected" if len(history.labels) == 1 else "no earlier selected label has its models"
+        text += f": {why}, so no regression verdicts"
+    if history is not None and len(history.labels) >= 2:
+        text += (f"; trends over {len(history.labels)} labels, {code(history.labels[0])} to "
+                 f"{code(history.labels[-1])}")
+    return text
 
 
 def _mb(v: float | None) -> str:
@@ -309,8 +334,63 @@ def _md_table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [f"| {' | '.join(heads)} |", f"|{'---|' * len(heads)}", *(f"| {' | '.join(r)} |" for r in rows)]
 
 
-def _md_sections(rows: Sequence[dict[str, Any]], history: History | None) -> list[str]:
-    """The trend, regression test, resource and profile sections, those the rows have data for."""
+@dataclass(frozen=True)
+class _Code:
+    """Text shown as code (a model file name, an op name): a code span in Markdown, <code> in HTML."""
+
+    text: str
+
+
+_Text = str | _Code
+
+
+@dataclass(frozen=True)
+class _Table:
+    css: str                                # its class in HTML
+    heads: list[str]
+    rows: list[list[_Text]]
+
+
+@dataclass(frozen=True)
+class _Section:
+    heading: tuple[_Text, ...]              # its parts, shown separated by spaces
+    note: str | None
+    tables: list[_Table]
+
+
+def _sections(rows: Sequence[dict[str, Any]], changes: Sequence[ProfileChange | None]) -> list[_Section]:
+    """The regression test, resource and op profile sections of a page, those the rows have data for; unescaped,
+    for `_md_sections` and `_html_sections` to render."""
+    out = []
+    tested = [row for row in rows if row["regression_verdict"] is not None and row["regression_verdict"].details]
+    if tested:
+        out.append(_Section(("Regression tests",), None, [
+            _Table("tests", ["model", *_TEST_HEADS], [[_Code(row["result"].model),
+                                                       *_test_cells(row["regression_verdict"].details)]
+                                                      for row in tested])]))
+    sized = [row["result"] for row in rows if _has_resources(row["result"])]
+    if sized:
+        out.append(_Section(("Init time, memory and model size",), None, [
+            _Table("resources", ["model", *_RESOURCE_HEADS], [[_Code(r.model), *_resources(r)] for r in sized])]))
+    for row, change in zip(rows, changes, strict=True):
+        if change is None:
+            continue
+        out.append(_Section(("Op profile of", _Code(row["result"].model)), _profile_note(change), [
+            _Table("profile-types", ["op type", "count", *_OP_HEADS],
+                   [[_Code(t.name), "—" if t.count is None else str(t.count), *_op_cells(t, change.compared)]
+                    for t in change.types]),
+            _Table("profile-nodes", ["node", "op type", *_OP_HEADS],
+                   [[_Code(n.name), _Code(n.type), *_op_cells(n, change.compared)] for n in change.nodes])]))
+    return out
+
+
+def _md(text: _Text) -> str:
+    return md_code(text.text) if isinstance(text, _Code) else md_text(text)
+
+
+def _md_sections(rows: Sequence[dict[str, Any]], changes: Sequence[ProfileChange | None],
+                 history: History | None) -> list[str]:
+    """The trend table, then the regression test, resource and profile sections, those the rows have data for."""
     lines: list[str] = []
     trends = [(row, trend_of(row, history)) for row in rows]
     trends = [(row, points) for row, points in trends if points]
@@ -324,28 +404,12 @@ def _md_sections(rows: Sequence[dict[str, Any]], history: History | None) -> lis
             cells.append([md_code(row["result"].model),
                           *(_trend_cell(at[label]) if label in at else "" for label in labels)])
         lines += ["", "#### Median (95% CI) across labels, oldest first", "", *_md_table(heads, cells)]
-    tested = [row for row in rows if row["regression_verdict"] is not None and row["regression_verdict"].details]
-    if tested:
-        lines += ["", "#### Regression tests", "",
-                  *_md_table(["model", *_TEST_HEADS], [[md_code(row["result"].model),
-                                                        *map(md_text, _test_cells(row["regression_verdict"].details))]
-                                                       for row in tested])]
-    sized = [row["result"] for row in rows if _has_resources(row["result"])]
-    if sized:
-        lines += ["", "#### Init time, memory and model size", "",
-                  *_md_table(["model", *_RESOURCE_HEADS], [[md_code(r.model), *_resources(r)] for r in sized])]
-    for row in rows:
-        change = profile_change(row["result"], row["baseline"])
-        if change is None:
-            continue
-        model = md_code(row["result"].model)
-        lines += ["", f"#### Op profile of {model}", "", md_text(_profile_note(change)), "",
-                  *_md_table(["op type", "count", *_OP_HEADS],
-                             [[md_code(t.name), "—" if t.count is None else str(t.count),
-                               *map(md_text, _op_cells(t, change.compared))] for t in change.types]), "",
-                  *_md_table(["node", "op type", *_OP_HEADS],
-                             [[md_code(n.name), md_code(n.type), *map(md_text, _op_cells(n, change.compared))]
-                              for n in change.nodes])]
+    for section in _sections(rows, changes):
+        lines += ["", f"#### {' '.join(map(_md, section.heading))}"]
+        if section.note is not None:
+            lines += ["", md_text(section.note)]
+        for table in section.tables:
+            lines += ["", *_md_table(table.heads, [[_md(c) for c in r] for r in table.rows])]
     return lines
 
 
@@ -354,36 +418,26 @@ def _trend_cell(point: TrendPoint) -> str:
     return f"{point.median_ms:.2f}{ci}"
 
 
-def _labels_line(head: dict[str, Any]) -> str:
-    """Which labels the page judges, and against which (empty without labels)."""
-    if not head["labels"]:
-        return ""
-    text = f" Label {', '.join(map(md_code, head['labels']))}"
-    if head["baseline_labels"]:
-        text += f" against {', '.join(map(md_code, head['baseline_labels']))}"
-    return text + "."
-
-
-def markdown(rows: Sequence[dict[str, Any]], threshold_pct: float, title: bool = True,
-             history: History | None = None) -> str:
-    head = device_header(rows)
+def markdown(head: dict[str, Any], rows: Sequence[dict[str, Any]], changes: Sequence[ProfileChange | None],
+             threshold_pct: float, history: History | None = None) -> str:
+    """The Markdown page of one phone: its `head` (`device_header`), its judged `rows` with their `changes`
+    (each row's `profile_change`), the labels compared, and the sections the rows have data for."""
     c = counts(rows)
-    lines = []
-    if title:
-        lines.append(f"### {md_text(head['title'])}: {ICON[worst_status(rows)]} {c[PASS]} pass, {c[WARN]} warn, "
-                     f"{c[FAIL]} fail")
-    lines += ["", f"Device {md_code(head['model'] or '?')} (fingerprint {md_code(head['fingerprint'])}), runtime "
-              f"{', '.join(md_code(r) for r in head['runtimes']) or 'n/a'}; regression threshold {threshold_pct:g}%."
-              + _labels_line(head),
-              "", "| model | median | 95% CI | CV | predicted | budget | baseline | verdict |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    compared = compared_text([head], history, md_code)
+    lines = [f"### {md_text(head['title'])}: {ICON[worst_status(rows)]} {c[PASS]} pass, {c[WARN]} warn, "
+             f"{c[FAIL]} fail",
+             "", f"Device {md_code(head['model'] or '?')} (fingerprint {md_code(head['fingerprint'])}), runtime "
+             f"{', '.join(md_code(r) for r in head['runtimes']) or 'n/a'}; regression threshold {threshold_pct:g}%"
+             + (f"; judged {compared}." if compared else "."),
+             "", "| model | median | 95% CI | CV | predicted | budget | baseline | verdict |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         r = row["result"]
         cv = "n/a" if r.cv is None else f"{r.cv * 100:.1f}%"
         lines.append(f"| {md_code(r.model)} | {_latency(r)} | {_ci(row)} | {cv} | {_fmt(r.predicted_ms)} | "
                      f"{_fmt(row['budget_ms'])} | {_fmt(row['baseline_ms'])} | {ICON[row['status']]} "
                      f"{row['status']}: {md_text(_reason(row))} |")
-    lines += _md_sections(rows, history)
+    lines += _md_sections(rows, changes, history)
     return "\n".join(lines) + "\n"
 
 
@@ -416,13 +470,18 @@ def html_table(table_class: str, heads: Sequence[str], rows: Sequence[Sequence[s
                       *(f"<tr>{''.join(f'<td>{c}</td>' for c in r)}</tr>" for r in rows), "</table>"])
 
 
-def _code(text: Any) -> str:
+def code_html(text: Any) -> str:
+    """`text` escaped in a <code> element."""
     return f"<code>{html.escape(str(text))}</code>"
 
 
-def _html_sections(rows: Sequence[dict[str, Any]], history: History | None) -> list[str]:
-    """The trend plots, regression test, resource and profile tables, those the rows have data for."""
-    e = html.escape
+def _html(text: _Text) -> str:
+    return code_html(text.text) if isinstance(text, _Code) else html.escape(text)
+
+
+def _html_sections(rows: Sequence[dict[str, Any]], changes: Sequence[ProfileChange | None],
+                   history: History | None) -> list[str]:
+    """The trend plots, then the regression test, resource and profile sections, those the rows have data for."""
     parts = []
     trends = [(i, row, trend_of(row, history)) for i, row in enumerate(rows)]
     if history is not None and any(points for _, _, points in trends):
@@ -432,35 +491,20 @@ def _html_sections(rows: Sequence[dict[str, Any]], history: History | None) -> l
                 model = row["result"].model
                 parts.append(plot_img(f"plot-trend-{i}", f"trend of {model}",
                                       trend_plot(model, points, history.labels, row["status"])))
-    tested = [row for row in rows if row["regression_verdict"] is not None and row["regression_verdict"].details]
-    if tested:
-        parts += ["<h2>Regression tests</h2>",
-                  html_table("tests", ["model", *_TEST_HEADS],
-                             [[_code(row["result"].model), *map(e, _test_cells(row["regression_verdict"].details))]
-                              for row in tested])]
-    sized = [row["result"] for row in rows if _has_resources(row["result"])]
-    if sized:
-        parts += ["<h2>Init time, memory and model size</h2>",
-                  html_table("resources", ["model", *_RESOURCE_HEADS],
-                             [[_code(r.model), *_resources(r)] for r in sized])]
-    for row in rows:
-        change = profile_change(row["result"], row["baseline"])
-        if change is None:
-            continue
-        parts += [f"<h2>Op profile of {_code(row['result'].model)}</h2>", f"<p>{e(_profile_note(change))}</p>",
-                  html_table("profile-types", ["op type", "count", *_OP_HEADS],
-                             [[_code(t.name), "—" if t.count is None else str(t.count),
-                               *map(e, _op_cells(t, change.compared))] for t in change.types]),
-                  html_table("profile-nodes", ["node", "op type", *_OP_HEADS],
-                             [[_code(n.name), _code(n.type), *map(e, _op_cells(n, change.compared))]
-                              for n in change.nodes])]
+    for section in _sections(rows, changes):
+        parts.append(f"<h2>{' '.join(map(_html, section.heading))}</h2>")
+        if section.note is not None:
+            parts.append(f"<p>{html.escape(section.note)}</p>")
+        parts += [html_table(t.css, t.heads, [[_html(c) for c in r] for r in t.rows]) for t in section.tables]
     return parts
 
 
-def html_page(title: str, rows: Sequence[dict[str, Any]], fronts: dict[str, list[dict[str, Any]]],
-              threshold_pct: float, history: History | None = None) -> str:
+def html_page(title: str, phone: Phone, fronts: dict[str, list[dict[str, Any]]], threshold_pct: float,
+              history: History | None = None) -> str:
+    """The self-contained HTML page of one phone: its device table, its results with their verdicts, the plots
+    and the sections its rows have data for."""
     e = html.escape
-    head = device_header(rows)
+    head, rows = phone.head, phone.rows
     parts = [page_start(title), "<table class='device'>"]
     for key in ("name", *(("simulated",) if head["simulated"] else ()), "model", "manufacturer", "soc",
                 "fingerprint", "build_fingerprint"):
@@ -468,7 +512,8 @@ def html_page(title: str, rows: Sequence[dict[str, Any]], fronts: dict[str, list
     parts.append(f"<tr><th>runtimes</th><td>{e(', '.join(head['runtimes']) or 'n/a')}</td></tr>")
     for key in ("labels", "baseline_labels"):
         if head[key]:
-            parts.append(f"<tr><th>{e(key.replace('_', ' '))}</th><td>{', '.join(map(_code, head[key]))}</td></tr>")
+            parts.append(f"<tr><th>{e(key.replace('_', ' '))}</th><td>{', '.join(map(code_html, head[key]))}"
+                         f"</td></tr>")
     parts.append(f"<tr><th>regression threshold</th><td>{threshold_pct:g}%</td></tr></table>")
     parts.append("<table class='results'><tr><th>model</th><th>median</th><th>95% CI</th><th>CV</th>"
                  "<th>predicted</th><th>budget</th><th>baseline</th><th>verdict</th><th>why</th></tr>")
@@ -485,6 +530,6 @@ def html_page(title: str, rows: Sequence[dict[str, Any]], fronts: dict[str, list
     for name, uri in plots:
         if uri is not None:
             parts.append(plot_img(f"plot-{name}", f"{name} plot", uri))
-    parts += _html_sections(rows, history)
+    parts += _html_sections(rows, phone.changes, history)
     parts.append("</body></html>")
     return "\n".join(parts)

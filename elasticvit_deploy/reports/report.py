@@ -23,15 +23,17 @@ from .junit import write_junit
 from .render import (
     ICON,
     Phone,
+    compared_text,
     device_header,
     html_inline,
     html_page,
-    labels_compared,
     markdown,
     md_code,
     md_text,
+    profile_change,
     row_dict,
     safe_name,
+    status_cells,
 )
 from .site import index_page
 from .verdicts import DEFAULT_MAX_CV, FAIL, PASS, WARN, judge
@@ -92,18 +94,23 @@ def build_report(current: ReportInputs, baseline: list[ModelResult], budgets: li
 
 
 def _phones(rows: list[dict[str, Any]], threshold_pct: float, history: History | None) -> list[Phone]:
-    """The rows per phone (in the order they first appear), each under a file stem of its own."""
+    """The rows per phone (in the order they first appear), each under a file stem and a name of its own (a phone
+    whose name another one took gets its fingerprint's start in both), with each row's op profile change and
+    JSON form computed once."""
     by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_device[row["result"].device_id].append(row)
     phones, stems = [], set()
     for device_id, device_rows in by_device.items():
         head = device_header(device_rows)
-        stem = safe_name(head["name"])
+        stem, name = safe_name(head["name"]), head["name"]
         if stem in stems or stem in RESERVED:
-            stem = f"{stem}-{safe_name(device_id)[:12]}"
+            stem, name = f"{stem}-{safe_name(device_id)[:12]}", f"{name} ({device_id[:12]})"
         stems.add(stem)
-        phones.append(Phone(stem, head, device_rows, markdown(device_rows, threshold_pct, history=history)))
+        changes = [profile_change(row["result"], row["baseline"]) for row in device_rows]
+        models = [row_dict(row, change, history) for row, change in zip(device_rows, changes, strict=True)]
+        phones.append(Phone(stem, name, head, device_rows, changes, models,
+                            markdown(head, device_rows, changes, threshold_pct, history)))
     return phones
 
 
@@ -116,11 +123,10 @@ def _write_report(current: ReportInputs, rows: list[dict[str, Any]], threshold_p
         head, stem = phone.head, phone.stem
         fronts = {t: f for t, f in current.fronts.items() if t == head["name"]}
         page = {**header(PAGE_KIND, PAGE_VERSION), "device": head, "threshold_pct": threshold_pct,
-                "labels": history.labels if history else head["labels"],
-                "models": [row_dict(r, history) for r in phone.rows]}
+                "labels": history.labels if history else head["labels"], "models": phone.models}
         _write_json(staging / f"{stem}.json", page)
         (staging / f"{stem}.md").write_text(phone.markdown, encoding="utf-8")
-        (staging / f"{stem}.html").write_text(html_page(f"elasticvit-deploy report: {head['title']}", phone.rows,
+        (staging / f"{stem}.html").write_text(html_page(f"elasticvit-deploy report: {head['title']}", phone,
                                                        fronts, threshold_pct, history), encoding="utf-8")
         entries.append({"name": head["name"], **({"simulated": head["simulated"]} if head["simulated"] else {}),
                         "fingerprint": head["fingerprint"],
@@ -130,10 +136,11 @@ def _write_report(current: ReportInputs, rows: list[dict[str, Any]], threshold_p
     write_junit(phones, staging / "junit.xml")
     (staging / "index.html").write_text(index_page(phones, history, threshold_pct), encoding="utf-8")
     labels = history.labels if history else list(dict.fromkeys(r.label for r in current.results if r.label))
-    summary = {**header(KIND, VERSION), "threshold_pct": threshold_pct, "labels": labels, "phones": entries,
+    summary = {**header(KIND, VERSION), "threshold_pct": threshold_pct, "labels": labels,
+               "compared": compared_text([p.head for p in phones], history), "phones": entries,
                "files": {"junit": str(out / "junit.xml"), "index": str(out / "index.html")},
                "results": [r.to_dict() for r in current.results], "fronts": current.fronts,
-               "verdicts": [row_dict(r, history) for r in rows],
+               "verdicts": [model for phone in phones for model in phone.models],
                "failed": {"budget": any(r["budget_verdict"] is not None and r["budget_verdict"].status == FAIL
                                         for r in rows),
                           "regression": any(r["regression_verdict"] is not None
@@ -147,23 +154,15 @@ def _size(text: str) -> int:
 
 
 def _title(phones: list[Phone], history: History | None) -> str:
-    """The heading: the labels judged, those they are compared with, and the trend's span."""
-    judged, against = labels_compared(phones)
-    title = "## elasticvit-deploy benchmark report"
-    if judged:
-        title += ": " + ", ".join(map(md_code, judged))
-        if against:
-            title += " vs " + ", ".join(map(md_code, against))
-    if history is not None and len(history.labels) >= 2:
-        title += (f" (trends over {len(history.labels)} labels, {md_code(history.labels[0])} to "
-                  f"{md_code(history.labels[-1])})")
-    return title
+    """The heading, with the labels compared."""
+    compared = compared_text([p.head for p in phones], history, md_code)
+    return "## elasticvit-deploy benchmark report" + (f": {compared}" if compared else "")
 
 
 def _phone_line(phone: Phone) -> str:
-    c, slowest = phone.counts, phone.slowest
-    return (f"| {md_text(phone.head['title'])} | {len(phone.rows)} | {c[PASS]} | {c[WARN]} | {c[FAIL]} | "
-            f"{ICON[phone.status]} {phone.status} | {md_code(slowest.model)} {slowest.median_ms:.2f} ms |")
+    figures, slowest = status_cells(phone, md_code)
+    return (f"| {md_text(phone.head['title'])} | {' | '.join(figures)} | {ICON[phone.status]} {phone.status} | "
+            f"{slowest} |")
 
 
 def _fold(summary: str, body: str) -> str:

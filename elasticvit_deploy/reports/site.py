@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from .history import History
 from .plots import cross_phone_plot, trends_overview_plot
-from .render import Phone, html_table, labels_compared, page_start, plot_img
+from .render import Phone, code_html, compared_text, html_table, page_start, plot_img, status_cells
 
 TITLE = "elasticvit-deploy benchmark report"
 OTHER_FILES = (("summary.md", "summary for a pull-request comment"), ("summary.json", "summary, the next baseline"),
@@ -23,27 +23,15 @@ def _link(href: str, text: str) -> str:
 
 
 def _labels(phones: Sequence[Phone], history: History | None) -> str:
-    e = html.escape
-    judged, against = labels_compared(phones)
-    if not judged:
-        return ""
-    text = f"<p>Judged: {', '.join(f'<code>{e(label)}</code>' for label in judged)}"
-    if against:
-        text += f", against {', '.join(f'<code>{e(label)}</code>' for label in against)}"
-    if history is not None and len(history.labels) >= 2:
-        text += (f"; trends over {len(history.labels)} labels, <code>{e(history.labels[0])}</code> to "
-                 f"<code>{e(history.labels[-1])}</code>")
-    return text + ".</p>"
+    compared = compared_text([p.head for p in phones], history, code_html)
+    return f"<p>Judged {compared}.</p>" if compared else ""
 
 
 def _status_row(phone: Phone) -> list[str]:
-    e = html.escape
-    c, slowest = phone.counts, phone.slowest
+    figures, slowest = status_cells(phone, code_html)
     files = " ".join(_link(f"{phone.stem}.{ext}", ext) for ext in ("html", "md", "json"))
-    return [_link(f"{phone.stem}.html", phone.head["title"]), f"<code>{e(phone.head['fingerprint'])}</code>",
-            str(len(phone.rows)), str(c["PASS"]), str(c["WARN"]), str(c["FAIL"]),
-            f"<b class='{phone.status}'>{phone.status}</b>",
-            f"<code>{e(slowest.model)}</code> {slowest.median_ms:.2f} ms", files]
+    return [_link(f"{phone.stem}.html", phone.head["title"]), code_html(phone.head["fingerprint"]), *figures,
+            f"<b class='{phone.status}'>{phone.status}</b>", slowest, files]
 
 
 def index_page(phones: Sequence[Phone], history: History | None, threshold_pct: float) -> str:

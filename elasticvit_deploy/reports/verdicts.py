@@ -186,7 +186,7 @@ def _distribution_verdict(c: RoundsComparison, result: ModelResult, base: ModelR
         return Verdict(WARN, f"too noisy to judge: {cvs}, over the {max_cv * 100:g}% limit; {what} is "
                              f"significant ({stats}) but may be under the {threshold_pct:g}% threshold{runtime}",
                        details)
-    if slower and (noisy or hi >= limit) and c.ratio > 1 and c.p_slower < FAIL_ALPHA:
+    if slower and hi >= limit and c.p_slower < FAIL_ALPHA:  # a noisy slowdown gets here only with lo >= limit
         beyond = "beyond" if lo >= limit else "whose 95% CI reaches"
         return Verdict(FAIL, f"{what}: a significant slowdown {beyond} the {threshold_pct:g}% threshold "
                              f"({stats}){runtime}", details)
@@ -204,9 +204,10 @@ def _distribution_verdict(c: RoundsComparison, result: ModelResult, base: ModelR
 
 def _overlap_verdict(result: ModelResult, base: ModelResult, threshold_pct: float, runtime: str) -> Verdict:
     change = (result.median_ms / base.median_ms - 1) * 100
-    both = bool(result.ci95_ms and base.ci95_ms)
-    if result.ci95_ms and base.ci95_ms:
-        significant = result.ci95_ms[0] > base.ci95_ms[1] or result.ci95_ms[1] < base.ci95_ms[0]
+    cis = (result.ci95_ms, base.ci95_ms) if result.ci95_ms and base.ci95_ms else None
+    if cis is not None:
+        (lo, hi), (base_lo, base_hi) = cis
+        significant = lo > base_hi or hi < base_lo
     else:
         significant = abs(change) > threshold_pct
     n_base, n_cur = len(_usable_rounds(base)), len(_usable_rounds(result))
@@ -216,7 +217,7 @@ def _overlap_verdict(result: ModelResult, base: ModelResult, threshold_pct: floa
         details["cv"] = [base.cv, result.cv]
     what = f"{change:+.1f}% vs baseline {base.median_ms:.2f} ms"
     note = (f" ({n_base} vs {n_cur} rounds: too few for a distribution test; "
-            f"{'CIs' if both else 'medians'} compared){runtime}")
+            f"{'CIs' if cis is not None else 'medians'} compared){runtime}")
     if change > threshold_pct and significant:
         return Verdict(FAIL, f"{what}, beyond the {threshold_pct:g}% threshold and the noise{note}", details)
     if change > 0 and significant:
