@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from supernet.arch import Arch, ArchError, parse_arch
-from supernet.sampling import max_arch, min_arch
+from supernet.arch_spec import ARCH_NAMES, named_arch
 from supernet.space import SearchSpace
 from supernet.validation import check_arch
 
@@ -41,10 +41,14 @@ def load_arch(source: str, space: SearchSpace) -> Arch:
 
 
 def load_archs(source: str, space: SearchSpace) -> list[Arch]:
-    """Archs from `source`: "min", "max", or a file (or - for stdin) holding one arch, a JSON list of canonical
-    objects, or JSON lines (one arch per line, as `sample` prints)."""
-    if source in ("min", "max"):
-        return [min_arch(space) if source == "min" else max_arch(space)]
+    """Archs from `source`: "min", "max", a published model (``elastic_M``, elasticvit space), or a file (or - for
+    stdin) holding one arch, a JSON list of canonical objects, or JSON lines (one arch per line, as `sample`
+    prints)."""
+    if source in ARCH_NAMES:
+        try:
+            return [named_arch(source, space)]
+        except ArchError as e:
+            raise UserError(str(e)) from None
     name = "stdin" if source == "-" else source
     text = read_text(source)
     try:

@@ -256,6 +256,7 @@ def test_flex_and_custom_ops_are_detected_and_refused(tmp_path, monkeypatch):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow  # about 35 s on 2 cores: a full-size ElasticViT subnet through the converter
 def test_elasticvit_min_subnet_exports_at_its_resolution(tmp_path):
     arch = min_arch(ELASTICVIT)
     (m,) = export_subnet(arch, ELASTICVIT, tmp_path).models

@@ -221,6 +221,7 @@ def test_export_on_a_full_disk_keeps_the_earlier_export(tmp_path, cached_export)
     assert sums == before  # nothing else (no temporary file) beside the earlier export
 
 
+@pytest.mark.slow  # about 90 s on 2 cores: an interrupt at every point of publishing
 def test_ctrl_c_around_publishing_never_half_publishes(tmp_path, cached_export):
     """SIGINT at delays spread over staging, publishing and exit: either exit 130 with one error line and nothing
     in the output directory, or exit 0 with the complete, verified export."""

@@ -66,6 +66,7 @@ def test_window_samples_are_valid_and_inside(seed, level):
         assert level <= arch_mflops(a, ELASTICVIT) <= level + 20
 
 
+@pytest.mark.slow  # about 40 s on 2 cores: a chi-square test over many draws
 def test_uniform_sampling_is_uniform_over_the_legal_space():
     population = _all_subnets(MICRO)
     _assert_uniform(sample_uniform(MICRO, 40 * len(population), seed=0), population)

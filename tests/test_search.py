@@ -34,6 +34,7 @@ from supernet import encoding as enc
 from supernet.documents import check_header
 from supernet.sampling import crossover_many, max_arch, min_arch, mutate_many, sample_uniform
 from supernet.space import ELASTICVIT, TINY
+from supernet.training.evaluate import SubnetEvaluator
 from supernet.validation import validate
 
 TABLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nnmeter-hybrid-luts"
@@ -212,6 +213,7 @@ def test_cli_search_bad_input_is_one_line(tmp_path):
     assert r.exit_code == 2 and "not a readable search state" in r.stderr and r.stderr.count("error:") == 1
 
 
+@pytest.mark.slow  # about 80 s on 2 cores (with its setup): live verification on this host
 def test_cli_search_verify_on_host_measures_and_falls_back_honestly(tmp_path, shared_home, monkeypatch):
     monkeypatch.setenv("ELASTICVIT_DEPLOY_HOME", str(shared_home))
     common = ["--target", "fakephone", "--space", "tiny", "--device", "host", *HOST_SEARCH, "--verify-tries", "1"]
@@ -347,8 +349,8 @@ def make_objective(request, tmp_path):
     if request.param == "mflops":
         return lambda: FlopsProxy(TINY)
     checkpoint = request.getfixturevalue("tiny_checkpoint")
-    return lambda: supernet_accuracy(checkpoint, tmp_path / "accuracy.jsonl", calib_batches=2, initial=2,
-                                     per_generation=0, final=1)
+    return lambda: supernet_accuracy(SubnetEvaluator.from_checkpoint(checkpoint, calib_batches=2),
+                                     tmp_path / "accuracy.jsonl", initial=2, per_generation=0, final=1)
 
 
 def test_objectives_keep_the_objective_protocol(make_objective, shared_home, monkeypatch, tmp_path):

@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TypeVar
 
 import click
 from tqdm import tqdm
+
+from supernet.training.distributed import DistContext
+from supernet.training.evaluate import CALIB_AUGMENTS, SubnetEvaluator
+from supernet.training.sharding import ShardedEvaluator
 
 from ..cli_common import adb_option, emit_json, resolve_space
 from ..errors import CommandFailed, UserError, shorten
@@ -116,7 +121,13 @@ def _print(result: SearchResult, path: Path) -> None:
 @click.option("--eval-final", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--calib-batches", type=click.IntRange(1), default=32, show_default=True,
               help="BN recalibration batches per evaluated subnet.")
-@click.option("--eval-device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--calib-augment", type=click.Choice(CALIB_AUGMENTS), default="run", show_default=True,
+              help="Augmentation of the BN calibration batches: the checkpoint's training augmentation (run; fixed "
+                   "crops for an official file), the paper's recipe (official, as the official bn_cal) or none.")
+@click.option("--eval-device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Under torchrun each process evaluates on its own GPU (cuda:LOCAL_RANK).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Data-loading processes for the evaluations (image folders and tar shards).")
 @click.option("--hybrid-k", type=click.IntRange(1), default=5, show_default=True,
               help="hybrid: at most this many candidates measured per budget.")
 @click.option("--verify-tries", type=click.IntRange(1), default=3, show_default=True)
@@ -126,11 +137,15 @@ def search_command(targets: str, budgets: str, checkpoint: str | None, data: str
                    oracle: str, verify: bool, device: str | None, simulate: bool, statistic: str, seed: int,
                    out_dir: str, fresh: bool, population: int, parents: int, mutations: int, crossovers: int,
                    generations: int, mutation_prob: float, depth_prob: float, eval_initial: int,
-                   eval_per_generation: int, eval_final: int, calib_batches: int, eval_device: str, hybrid_k: int,
-                   verify_tries: int, adb: str | None, as_json: bool) -> None:
+                   eval_per_generation: int, eval_final: int, calib_batches: int, calib_augment: str,
+                   eval_device: str, workers: int,
+                   hybrid_k: int, verify_tries: int, adb: str | None, as_json: bool) -> None:
     """Evolutionary search (the numbers of the official `search_subnet_via_flops.py`, its bugs fixed) for the best
     subnet of every TARGET x MS pair, and the accuracy-latency Pareto front per target. Deterministic for a seed;
-    rerun with the same --out to resume (--fresh to start over)."""
+    rerun with the same --out to resume (--fresh to start over).
+
+    With --checkpoint under torchrun, rank 0 searches and the subnets it evaluates are shared out over the processes
+    (the same result as one process)."""
     devices = _split(targets, "--target", str)
     budget_list = _split(budgets, "--ms", _budget, "budgets in ms (positive numbers)")
     for name in devices:
@@ -144,40 +159,53 @@ def search_command(targets: str, budgets: str, checkpoint: str | None, data: str
     space = resolve_space(space_name) if space_name else None
     objective: Objective
     bars = []
-    if checkpoint is None:
-        space = space or resolve_space("elasticvit")
-        objective, weights = FlopsProxy(space), None
-    else:
-        accuracy = supernet_accuracy(checkpoint, out / "accuracy.jsonl", data=data, space=space,
-                                     calib_batches=calib_batches, eval_device=eval_device, initial=eval_initial,
-                                     per_generation=eval_per_generation, final=eval_final, seed=seed)
-        evaluated = tqdm(desc="evaluated subnets", unit="subnet", disable=as_json, position=1, leave=False)
-        accuracy.on_evaluate, bars = lambda _t: evaluated.update(1), [evaluated]
-        objective, space, weights = accuracy, accuracy.space, accuracy.evaluator.weights
-    if objective.warning:
-        click.echo(f"warning: {objective.warning}", err=True)
-    config = EvolutionConfig(population, parents, mutations, crossovers, generations, mutation_prob, depth_prob, seed)
-    request = SearchRequest(space, devices, budget_list, out, config, oracle, hybrid_k=hybrid_k, verify=verify,
-                            verify_tries=verify_tries, fresh=fresh)
+    with ExitStack() as stack:
+        dist = DistContext.from_env(eval_device if checkpoint else "cpu")
+        stack.callback(dist.shutdown)
+        if checkpoint is None:
+            if not dist.is_main:  # under torchrun without a checkpoint there is nothing to share out
+                return
+            space = space or resolve_space("elasticvit")
+            objective, weights = FlopsProxy(space), None
+        else:
+            local = SubnetEvaluator.from_checkpoint(checkpoint, data=data, split="val", space=space,
+                                                    calib_batches=calib_batches, calib_augment=calib_augment,
+                                                    workers=workers, device=dist.device)
+            evaluator = ShardedEvaluator(local, dist)
+            if not dist.is_main:  # under torchrun: rank 0 searches, the others evaluate the subnets it sends
+                evaluator.serve()
+                return
+            stack.callback(evaluator.close)
+            accuracy = supernet_accuracy(evaluator, out / "accuracy.jsonl", initial=eval_initial,
+                                         per_generation=eval_per_generation, final=eval_final, seed=seed)
+            evaluated = tqdm(desc="evaluated subnets", unit="subnet", disable=as_json, position=1, leave=False)
+            accuracy.on_evaluate, bars = lambda _t: evaluated.update(1), [evaluated]
+            objective, space, weights = accuracy, accuracy.space, local.weights
+        if objective.warning:
+            click.echo(f"warning: {objective.warning}", err=True)
+        config = EvolutionConfig(population, parents, mutations, crossovers, generations, mutation_prob, depth_prob,
+                                 seed)
+        request = SearchRequest(space, devices, budget_list, out, config, oracle, hybrid_k=hybrid_k, verify=verify,
+                                verify_tries=verify_tries, fresh=fresh)
 
-    def progress(pair: str, _generation: int) -> None:
-        bar.set_postfix_str(pair, refresh=False)
-        bar.update(1)
+        def progress(pair: str, _generation: int) -> None:
+            bar.set_postfix_str(pair, refresh=False)
+            bar.update(1)
 
-    try:
-        with MeasurerPool(MeasuringPlan(device, simulate, statistic, adb), on_wait=_say) as pool:
-            run = SearchRun(request, objective, Services(InstalledPredictors(space), pool, weights, progress))
-            run.prepare()  # every predictor installed and every device usable before any work
-            bar = tqdm(total=len(devices) * len(budget_list) * generations, desc="search", unit="gen",
-                       disable=as_json)
-            bars.append(bar)
-            try:
-                result = run.run()
-            except (FarmError, ExportError) as e:
-                raise CommandFailed(f"search stopped (progress is saved in {out}; rerun to resume): {e}") from None
-    finally:
-        for each in bars:
-            each.close()
+        try:
+            with MeasurerPool(MeasuringPlan(device, simulate, statistic, adb), on_wait=_say) as pool:
+                run = SearchRun(request, objective, Services(InstalledPredictors(space), pool, weights, progress))
+                run.prepare()  # every predictor installed and every device usable before any work
+                bar = tqdm(total=len(devices) * len(budget_list) * generations, desc="search", unit="gen",
+                           disable=as_json)
+                bars.append(bar)
+                try:
+                    result = run.run()
+                except (FarmError, ExportError) as e:
+                    raise CommandFailed(f"search stopped (progress is saved in {out}; rerun to resume): {e}") from None
+        finally:
+            for each in bars:
+                each.close()
     path = run.write(result)
     if as_json:
         emit_json(result.to_dict())

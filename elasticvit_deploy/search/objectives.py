@@ -1,19 +1,19 @@
 """What the search maximises: a trained supernet's accuracy, or (without a checkpoint) a FLOPs proxy.
 
-`SupernetAccuracy` evaluates subnets for real (BN recalibration + top-1 on a held-out split, through
-`SubnetEvaluator`) only where it matters: a seeded sample of the first population, then every generation the best
-few candidates not yet evaluated, then the final top. Every other candidate is ranked by an accuracy predictor
-(scikit-learn, on the encoded arch and its FLOPs) refitted on all real evaluations so far; its rank correlation
-(Kendall tau, cross-validated) is reported. Real accuracies are cached on disk, so a resumed or repeated search
-never evaluates a subnet twice.
+`SupernetAccuracy` evaluates subnets for real (BN recalibration + top-1 on a held-out split, through a
+`SubnetEvaluator`, or a `ShardedEvaluator` under torchrun) only where it matters: a seeded sample of the first
+population, then every generation the best few candidates not yet evaluated, then the final top. Every other
+candidate is ranked by an accuracy predictor (scikit-learn, on the encoded arch and its FLOPs) refitted on all real
+evaluations so far; its rank correlation (Kendall tau, cross-validated) is reported. Real accuracies are cached on
+disk as each one arrives, so a resumed, repeated or killed search never evaluates a subnet twice.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -25,9 +25,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from supernet import encoding as enc
+from supernet.arch import Arch
 from supernet.flops import batch_mflops
 from supernet.space import SearchSpace
-from supernet.training.evaluate import SubnetEvaluator, resolve_device
+from supernet.training.evaluate import EvalResult
 
 PROXY_WARNING = ("no --checkpoint: ranking subnets by FLOPs (the most MFLOPs that fit the budget), a proxy for "
                  "accuracy, not accuracy")
@@ -82,6 +83,18 @@ def _key(row: np.ndarray) -> str:
     return ",".join(str(int(v)) for v in row)
 
 
+class ArchEvaluator(Protocol):
+    """What `SupernetAccuracy` evaluates with: a `SubnetEvaluator`, or a `ShardedEvaluator` over torchrun ranks."""
+
+    @property
+    def space(self) -> SearchSpace: ...
+
+    def source(self) -> str: ...
+
+    def evaluate_many(self, archs: Sequence[Arch],
+                      progress: Callable[[EvalResult], None] | None = None) -> list[EvalResult]: ...
+
+
 class AccuracyCache:
     """Real top-1 of evaluated subnets, one JSON line each (appended and flushed as they come). `tag` names the
     weights and data; lines written under another tag (another checkpoint) are ignored."""
@@ -113,7 +126,7 @@ class SupernetAccuracy:
     name = "accuracy"
     warning: str | None = None
 
-    def __init__(self, evaluator: SubnetEvaluator, cache: AccuracyCache, *, initial: int = 24,
+    def __init__(self, evaluator: ArchEvaluator, cache: AccuracyCache, *, initial: int = 24,
                  per_generation: int = 2, final: int = 5, seed: int = 0,
                  on_evaluate: Callable[[float], None] = lambda _t: None):
         self.evaluator, self.space, self.cache = evaluator, evaluator.space, cache
@@ -125,21 +138,23 @@ class SupernetAccuracy:
         self.cv_tau: float | None = None
 
     # real evaluations -------------------------------------------------------------------------------------------
-    def real(self, row: np.ndarray) -> float:
-        """Top-1 of one encoded subnet, evaluated once (cached)."""
-        key = _key(row)
-        if key not in self.cache.top1:
-            result = self.evaluator.evaluate(enc.decode(row, self.space))
-            self.cache.add(key, result.top1, {"arch": result.arch.to_dict(), "mflops": round(result.mflops, 3)})
-            self.on_evaluate(result.top1)
-        if key not in self.evaluated:
-            self.evaluated.append(key)
-        return self.cache.top1[key]
-
     def evaluate_rows(self, rows: np.ndarray) -> None:
-        """Evaluate `rows` for real (cached), then refit the accuracy predictor."""
-        for r in rows:
-            self.real(r)
+        """Evaluate `rows` for real, those not cached yet in one `evaluate_many` call (sharded over the ranks of a
+        torchrun job), each result cached as it arrives; then refit the accuracy predictor."""
+        keys = [_key(r) for r in rows]
+        todo = {k: r for k, r in zip(keys, rows, strict=True) if k not in self.cache.top1}
+        pending = iter(todo)  # results come back in the order of the archs asked
+
+        def record(result: EvalResult) -> None:
+            self.cache.add(next(pending), result.top1, {"arch": result.arch.to_dict(),
+                                                        "mflops": round(result.mflops, 3)})
+            self.on_evaluate(result.top1)
+
+        if todo:
+            self.evaluator.evaluate_many([enc.decode(r, self.space) for r in todo.values()], progress=record)
+        for k in keys:
+            if k not in self.evaluated:
+                self.evaluated.append(k)
         self._fit()
 
     # the accuracy predictor -------------------------------------------------------------------------------------
@@ -235,23 +250,20 @@ class SupernetAccuracy:
         return {"source": self.evaluator.source(), "seed": self.seed}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.evaluated = list(state.get("evaluated", []))
-        for k in self.evaluated:  # not in the cache if its file was removed: evaluated again, in the same order
-            self.real(np.array([int(v) for v in k.split(",")], dtype=np.int64))
-        self._fit()
+        self.evaluated = []
+        rows = [[int(v) for v in k.split(",")] for k in state.get("evaluated", [])]
+        # a row is not in the cache if its file was removed: evaluated again, in the same order
+        self.evaluate_rows(np.array(rows, dtype=np.int64))
 
     def describe(self) -> dict[str, Any]:
         return {"objective": self.name, "evaluated": len(self.evaluated), "predictor": self.model_name,
                 "predictor_cv_kendall_tau": self.cv_tau}
 
 
-def supernet_accuracy(checkpoint: str | Path, cache_path: Path, *, data: str | None = None,
-                      space: SearchSpace | None = None, calib_batches: int = 32, eval_device: str = "auto",
-                      initial: int = 24, per_generation: int = 2, final: int = 5, seed: int = 0,
+def supernet_accuracy(evaluator: ArchEvaluator, cache_path: Path, *, initial: int = 24, per_generation: int = 2,
+                      final: int = 5, seed: int = 0,
                       on_evaluate: Callable[[float], None] = lambda _t: None) -> SupernetAccuracy:
-    """The accuracy objective of a trained supernet checkpoint, evaluated on its validation split (`data`: the
-    checkpoint's training data unless given), real accuracies cached in `cache_path`."""
-    evaluator = SubnetEvaluator.from_checkpoint(checkpoint, data=data, split="val", space=space,
-                                                calib_batches=calib_batches, device=resolve_device(eval_device))
+    """The accuracy objective of a supernet's `evaluator` (see `SubnetEvaluator.from_checkpoint`), real accuracies
+    cached in `cache_path` under the evaluator's source."""
     return SupernetAccuracy(evaluator, AccuracyCache(cache_path, evaluator.source()), initial=initial,
                             per_generation=per_generation, final=final, seed=seed, on_evaluate=on_evaluate)

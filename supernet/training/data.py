@@ -1,18 +1,24 @@
-"""Training and evaluation data as fixed crops (official `util/data_loader.py`): every image reaches the model as a
-normalised ``3 x crop x crop`` tensor at the space's `crop_size`; the model resizes it to the subnet's resolution.
+"""Training and evaluation images at the space's `crop_size` (the model resizes them to the subnet's resolution).
 
 Sources (`open_split`):
 
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797 images), for tests that must run in seconds;
 - ``fashion-mnist``: the Debian package `dataset-fashion-mnist` (idx files under /usr/share/datasets/fashion-mnist);
-- a directory: MNIST-format idx files (``train-images-idx3-ubyte[.gz]`` ...), else an ImageFolder tree (one
-  subfolder of images per class; ``train/`` and ``val/`` subfolders are used as those splits when present, as on
-  ImageNet), read with PIL: resize of the short side to crop x 256/224 (bicubic), then a centre crop.
+- a directory: MNIST-format idx files (``train-images-idx3-ubyte[.gz]`` ...), else WebDataset ``.tar`` shards
+  (`shards.TarShards`), else an ImageFolder tree (one subfolder of images per class). ``train/`` and ``val/`` (and
+  ``test/``) subfolders, of shards or of class folders, are used as those splits when present, as on ImageNet.
 
 Splits: "train" and "val" are a seeded split of the training images (``val_fraction`` held out) unless the source has
-its own val set; "test" is the idx test files or an ImageFolder's ``test/``. Normalisation uses the ImageNet mean and
-std. No augmentation is applied: torchvision/timm are not available, and the fixed-crop inputs are what the issue
-asks for (the official RandAugment, mixup and random erasing are left out).
+its own val set; "test" is the idx test files or the ``test/`` subfolder.
+
+Two views of a split:
+
+- `iterate_pixels` (training): uint8 pixels and labels. With a `CropSpec`, every item gets a RandomResizedCrop seeded
+  by (run seed, epoch, dataset index), the same whatever the worker count or resume point; image folders and tar
+  shards decode and crop in DataLoader workers (PIL), in-memory images crop batched. The uint8 batch goes to the
+  device, where the rest of the augmentation and the normalisation run batched (`batch_augment.BatchAugment`).
+- `iterate_batches` (evaluation, calibration): normalised float fixed crops, no augmentation (official
+  `util/data_loader.py`: resize of the short side to crop x 256/224, bicubic, then a centre crop; ImageNet mean/std).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
@@ -27,6 +34,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import BadInput
+from .crop import CropSpec, crop_pil, random_resized_crop
+from .rng import derive_seed
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .shards import TarShards
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -86,16 +100,45 @@ class TensorImages(Dataset):
         return normalize(self.pixels[i]), int(self.labels[i])
 
     def take(self, indices: Sequence[int] | torch.Tensor) -> Batch:
-        """A whole batch by indexing (no per-item collation)."""
+        """A whole batch of normalised images by indexing (no per-item collation)."""
+        pixels, labels = self.take_pixels(indices)
+        return normalize(pixels), labels
+
+    def take_pixels(self, indices: Sequence[int] | torch.Tensor, crop: CropSpec | None = None,
+                    seeds: Sequence[int] = ()) -> Batch:
+        """uint8 pixels and labels of `indices`; with `crop`, item n randomly cropped with ``seeds[n]`` (batched)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return normalize(self.pixels[idx]), self.labels[idx]
+        pixels = self.pixels[idx]
+        if crop is not None:
+            pixels = random_resized_crop(pixels, pixels.shape[-1], crop, seeds)
+        return pixels, self.labels[idx]
 
     def subset(self, indices: torch.Tensor) -> TensorImages:
         return TensorImages(self.pixels[indices], self.labels[indices], self.classes)
 
 
+def fixed_crop_pil(image: Image.Image, size: int) -> Image.Image:
+    """The evaluation crop: short side resized to size x 256/224 (bicubic), then the centre ``size x size``."""
+    from PIL import Image
+
+    w, h = image.size
+    scale = round(size * RESIZE_RATIO) / min(w, h)
+    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
+    left, top = (image.size[0] - size) // 2, (image.size[1] - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def image_pixels(image: Image.Image, size: int, crop: CropSpec | None, seed: int) -> torch.Tensor:
+    """A decoded PIL image as uint8 RGB ``(3, size, size)``: the random crop `crop` seeded `seed`, or the fixed
+    evaluation crop when `crop` is None."""
+    rgb = image.convert("RGB")
+    out = crop_pil(rgb, size, crop, seed) if crop is not None else fixed_crop_pil(rgb, size)
+    return torch.from_numpy(np.array(out, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+
+
 class ImageFolder(Dataset):
-    """Class subfolders of image files, read lazily with PIL: RGB, short side to crop x 256/224, centre crop."""
+    """Class subfolders of image files, read lazily with PIL. Items (`__getitem__`) are normalised fixed crops;
+    `read` gives uint8 pixels with the fixed or a random crop."""
 
     def __init__(self, files: Sequence[Path], labels: Sequence[int], classes: Sequence[str], crop: int):
         self.files, self.labels, self.classes, self.crop = list(files), list(labels), tuple(classes), crop
@@ -110,7 +153,8 @@ class ImageFolder(Dataset):
                     files.append(f)
                     labels.append(label)
         if not files:
-            raise DataError(f"{root}: no images found (expected one subfolder of images per class)")
+            raise DataError(f"{root}: no images found (expected one subfolder of images per class, "
+                            "or WebDataset .tar shards)")
         return cls(files, labels, classes, crop)
 
     @property
@@ -121,27 +165,27 @@ class ImageFolder(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError
+        pixels, label = self.read(i)
+        return normalize(pixels), label
+
+    def read(self, i: int, crop: CropSpec | None = None, seed: int = 0) -> tuple[torch.Tensor, int]:
+        """uint8 ``(3, crop, crop)`` pixels of image `i` (random crop `crop` seeded `seed`, else the fixed crop) and
+        its label."""
+        from PIL import Image
 
         try:
             with Image.open(self.files[i]) as opened:
-                im = opened.convert("RGB")
-                w, h = im.size
-                scale = round(self.crop * RESIZE_RATIO) / min(w, h)
-                im = im.resize((max(self.crop, round(w * scale)), max(self.crop, round(h * scale))),
-                               Image.Resampling.BICUBIC)
-                left, top = (im.size[0] - self.crop) // 2, (im.size[1] - self.crop) // 2
-                arr = np.asarray(im.crop((left, top, left + self.crop, top + self.crop)), dtype=np.uint8)
-        except (OSError, UnidentifiedImageError) as e:
+                pixels = image_pixels(opened, self.crop, crop, seed)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise DataError(f"{self.files[i]}: cannot read image ({e})") from None
-        return normalize(torch.from_numpy(arr.copy()).permute(2, 0, 1)), self.labels[i]
+        return pixels, self.labels[i]
 
     def subset(self, indices: torch.Tensor) -> ImageFolder:
         idx = indices.tolist()
         return ImageFolder([self.files[i] for i in idx], [self.labels[i] for i in idx], self.classes, self.crop)
 
 
-ImageData = TensorImages | ImageFolder
+ImageData: TypeAlias = "TensorImages | ImageFolder | TarShards"
 
 
 def load_digits_images(crop: int) -> TensorImages:
@@ -220,8 +264,15 @@ def _pool(source: str, part: str, crop: int) -> ImageData:
     if part == "test":
         if not (root / "test").is_dir():
             raise DataError(f"{root}: no test/ subfolder")
-        return ImageFolder.scan(root / "test", crop)
-    return ImageFolder.scan(root / "train" if (root / "train").is_dir() else root, crop)
+        return scan_directory(root / "test", crop)
+    return scan_directory(root / "train" if (root / "train").is_dir() else root, crop)
+
+
+def scan_directory(directory: Path, crop: int) -> ImageFolder | TarShards:
+    """WebDataset shards when `directory` holds ``.tar`` files, else an ImageFolder tree."""
+    from .shards import TarShards, has_shards
+
+    return TarShards.scan(directory, crop) if has_shards(directory) else ImageFolder.scan(directory, crop)
 
 
 def open_split(source: str, split: str, crop: int, seed: int = 0, val_fraction: float = 0.1) -> ImageData:
@@ -233,7 +284,7 @@ def open_split(source: str, split: str, crop: int, seed: int = 0, val_fraction: 
     if split == "test" or (own_val and split == "train"):
         return _pool(source, split if split == "test" else "train", crop)
     if own_val:
-        return ImageFolder.scan(root / "val", crop)
+        return scan_directory(root / "val", crop)
     pool = _pool(source, "train", crop)
     train, val = seeded_split(len(pool), val_fraction, seed)
     return pool.subset(train if split == "train" else val)
@@ -257,5 +308,55 @@ def iterate_batches(dataset: ImageData, indices: Sequence[int], batch_size: int,
         for i in range(0, stop, batch_size):
             yield dataset.take(indices[i:i + batch_size])
         return
-    yield from DataLoader(dataset, batch_size=batch_size, sampler=list(indices), num_workers=workers,
-                          drop_last=drop_last)
+    yield from _loaded(DataLoader(dataset, batch_size=batch_size, sampler=list(indices), num_workers=workers,
+                                  drop_last=drop_last))
+
+
+def _loaded(loader: DataLoader) -> Iterator[Batch]:
+    """`loader`'s batches; a `DataError` raised in a worker process (which torch re-raises with the worker's
+    traceback in its message) comes out as the worker's own one-line error."""
+    try:
+        yield from loader
+    except DataError as e:
+        text = str(e.args[0]) if e.args else ""
+        last = text.strip().splitlines()[-1] if text.strip() else "a data-loading worker failed"
+        raise DataError(last.removeprefix(f"{DataError.__module__}.DataError: ").removeprefix("DataError: ")) \
+            from None
+
+
+class _Reader(Dataset):
+    """A file-backed dataset read as uint8 pixels; keys are (dataset index, run seed, epoch), so a DataLoader worker
+    derives the item's crop seed itself and needs no per-epoch state."""
+
+    def __init__(self, dataset: ImageFolder | TarShards, crop: CropSpec | None):
+        self.dataset, self.crop = dataset, crop
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, int]:
+        i, seed, epoch = key
+        return self.dataset.read(i, self.crop, derive_seed(seed, epoch, i) if self.crop is not None else 0)
+
+
+def iterate_pixels(dataset: ImageData, indices: Sequence[int], batch_size: int, *, workers: int = 0,
+                   drop_last: bool = False, crop: CropSpec | None = None, seed: int = 0, epoch: int = 0,
+                   pin_memory: bool = False) -> Iterator[Batch]:
+    """Batches of (uint8 ``(B, C, crop, crop)`` pixels, int64 labels) in the order of `indices` (dataset indices;
+    C = 1 grey or 3). With `crop`, item i of `epoch` is randomly cropped with seed ``derive_seed(seed, epoch, i)``;
+    without, the fixed crops. In-memory images crop batched here; image folders and tar shards decode and crop in a
+    DataLoader with `workers` processes. `pin_memory` pins the batches for a fast copy to CUDA."""
+    pin = pin_memory and torch.cuda.is_available()
+    if isinstance(dataset, TensorImages):
+        stop = len(indices) - len(indices) % batch_size if drop_last else len(indices)
+        for start in range(0, stop, batch_size):
+            chunk = [int(i) for i in indices[start:start + batch_size]]
+            seeds = [derive_seed(seed, epoch, i) for i in chunk] if crop is not None else []
+            pixels, labels = dataset.take_pixels(chunk, crop, seeds)
+            yield (pixels.pin_memory(), labels.pin_memory()) if pin else (pixels, labels)
+        return
+    keys: list[Any] = [(int(i), seed, epoch) for i in indices]
+    # an own generator: the DataLoader draws its workers' base seed from it, not from the global torch RNG
+    generator = torch.Generator().manual_seed(derive_seed(seed, epoch))
+    yield from _loaded(DataLoader(_Reader(dataset, crop), batch_size=batch_size, sampler=keys, num_workers=workers,
+                                  drop_last=drop_last, pin_memory=pin, generator=generator))

@@ -31,3 +31,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (e.g. run seed, epoch, sample index): the same parts always give the same
+    seed, different parts independent streams (NumPy's SeedSequence)."""
+    if any(p < 0 for p in parts):
+        raise ValueError(f"seed parts must be >= 0, got {parts}")
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, np.uint64)[0]) & (2**63 - 1)

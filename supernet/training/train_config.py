@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -27,6 +27,12 @@ from .optim import AGC_CLIP_FACTOR, BATCH_PER_GPU, EPOCHS, LR, MIN_LR, WARMUP_EP
 _CONFIGS = files("supernet.training") / "configs"
 #: Keys a resumed run may change: they decide when to stop and what to write, never the numbers of a step.
 RESUME_MUTABLE = ("steps", "output_dir", "save_every", "log_every", "tensorboard", "workers")
+#: Training precisions: float32, or autocast to bfloat16 / float16 (the latter with a gradient scaler).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+if TYPE_CHECKING:
+    from .augment import AugmentConfig
 
 
 class ConfigError(BadInput):
@@ -42,7 +48,11 @@ class TrainConfig:
     {"path": `torch.save`'d whole module, "trust_pickle": true} (unpickling runs code: opt in per file); none means
     the max/uniform subnets learn from the labels (label-smoothed CE). steps: stop after this many steps (default: the
     whole schedule, (epochs + cooldown_epochs) epochs). save_every / log_every: in steps (save_every 0: checkpoint
-    only at the end).
+    only at the end). augment: "none" (fixed crops) or "official" (the paper's recipe: RandomResizedCrop, flip,
+    RandAugment, random erasing, mixup/cutmix), each item overridable in `augment_options` (see
+    `supernet.training.augment`). precision: "fp32", "bf16" (autocast) or "fp16" (autocast + gradient scaler);
+    channels_last and compile (torch.compile) are off by default; all three are for CUDA but run on CPU too (compile
+    recompiles per subnet, so it only pays off when few subnets train).
     """
 
     data: str
@@ -69,6 +79,11 @@ class TrainConfig:
     tensorboard: bool = False
     workers: int = 0
     device: str = "auto"
+    augment: str = "none"
+    augment_options: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (stored in checkpoints)."""
@@ -113,8 +128,17 @@ class TrainConfig:
             raise ConfigError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        self.augmentation()
         for t in self.teachers:
             _check_teacher(t)
+
+    def augmentation(self) -> AugmentConfig:
+        """The augmentation this run trains with: the `augment` preset with `augment_options` applied."""
+        from .augment import augment_config
+
+        return augment_config(self.augment, self.augment_options)
 
 
 TEACHER_KEYS = ("path", "arch", "trust_pickle")

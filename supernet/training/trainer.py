@@ -16,14 +16,15 @@ A step (as the official `process.py` runs one):
 
 The learning rate follows timm's warm-up + cosine schedule stepped every step (warmup_epochs and epochs converted to
 steps; the official code steps per epoch, which is the same curve sampled coarsely), after linear scaling by
-world_size x batch_size / 512. No randomness enters a step besides the data order (DistributedSampler, seed + epoch)
-and the sampler (seeded by step), so a run resumed from a checkpoint repeats the uninterrupted run bit for bit.
+world_size x batch_size / 512. No randomness enters a step besides the data order (DistributedSampler, seed + epoch),
+the sampler (seeded by step) and the augmentation (crops seeded by seed, epoch and image; the batched rest by seed,
+step and rank), so a run resumed from a checkpoint repeats the uninterrupted run bit for bit.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,16 +38,18 @@ from ..checkpoint import Checkpoint, CheckpointError, read_checkpoint, save_chec
 from ..documents import DocumentError, header
 from ..model import ElasticViTSupernet
 from ..space import get_space
+from .batch_augment import AugmentedBatch, BatchAugment
 from .config import sampler_config
-from .data import Batch, epoch_indices, iterate_batches, open_split
+from .data import Batch, epoch_indices, iterate_pixels, open_split
 from .distributed import DistContext
 from .ema import create_ema
 from .losses import alpha_divergence_loss, distillation_loss, ensemble_targets, label_loss
 from .metrics import MetricsLog
 from .optim import adaptive_clip_grad_, build_optimizer, build_scheduler, scale_lr
 from .plan import StepPlan
+from .precision import Precision
 from .registry import get_sampler
-from .rng import rng_state, set_rng_state
+from .rng import derive_seed, rng_state, set_rng_state
 from .samplers import SubnetSampler
 from .teachers import load_teacher, teacher_logits
 from .train_config import RESUME_MUTABLE, ConfigError, TrainConfig
@@ -116,9 +119,15 @@ class Trainer:
             self.sampler: SubnetSampler = get_sampler(config.sampler, self.space, options, config.seed)
         except (KeyError, ConfigError) as e:
             raise ConfigError(f"sampler: {e.args[0]}") from None
+        augmentation = config.augmentation()
+        self.augment = BatchAugment(augmentation, self.space.num_classes)
+        self.crop = augmentation.crop_spec()
+        self.precision = Precision(config.precision, self.dist.device, config.channels_last)
         torch.manual_seed(config.seed)
-        self.model = ElasticViTSupernet(self.space).to(self.dist.device)
+        self.model = self.precision.prepare(ElasticViTSupernet(self.space).to(self.dist.device))
         self.dist.broadcast_module_(self.model)
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(self.model) if config.compile \
+            else self.model
         lr = scale_lr(config.lr, world, batch)
         self.optimizer = build_optimizer(self.model, lr, config.weight_decay)
         self.scheduler = build_scheduler(self.optimizer, lr, scale_lr(config.warmup_lr, world, batch),
@@ -141,22 +150,26 @@ class Trainer:
         """Run the next step (see the module docstring) and return what it did."""
         start = time.perf_counter()
         epoch, index = divmod(self.step, self.steps_per_epoch)
-        x, y = self._next_batch(epoch, index)
+        pixels, labels = self._next_batch(epoch, index)
+        batch = self.augment(pixels, labels, derive_seed(self.config.seed, self.step, self.dist.rank))
+        batch = self.precision.inputs(batch)
         if index == 0:
-            self._rescore_banks(range(len(self.sampler.config.levels)), x, y)
+            self._rescore_banks(range(len(self.sampler.config.levels)), batch.clean, batch.labels)
         plan = self.sampler.sample(self.step, epoch)
         quarter = self.steps_per_epoch // 4
         if plan.feedback and quarter and (index + 1) % quarter == 0 and (index + 1) // quarter < 4:
-            self._rescore_banks([plan.level_index], x, y)  # type: ignore[list-item]
-        losses, ces = self._accumulate(plan, x, y)
+            self._rescore_banks([plan.level_index], batch.clean, batch.labels)  # type: ignore[list-item]
+        losses, ces = self._accumulate(plan, batch)
         scalars = torch.stack(losses + ces)
         params = [p for p in self.model.parameters() if p.grad is not None]
         grads = [g for g in (p.grad for p in params) if g is not None]
         stats = [b for b in self.model.buffers() if b.is_floating_point()]
         self.dist.average_(grads + stats + [scalars])
+        self.precision.scaler.unscale_(self.optimizer)  # averaged first: every rank sees the same inf/nan
         adaptive_clip_grad_(params, self.config.agc_clip)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
+        self.precision.scaler.step(self.optimizer)  # skipped (fp16) when a gradient overflowed
+        self.precision.scaler.update()
         self.scheduler.step()
         self.ema.update_parameters(self.model)
         values = scalars.tolist()
@@ -168,44 +181,61 @@ class Trainer:
         if index == self.steps_per_epoch - 1:
             self.sampler.end_epoch(epoch)
         return StepResult(plan, tuple(values[:len(losses)]), lr, time.perf_counter() - start,
-                          len(x) * self.dist.world_size)
+                          len(pixels) * self.dist.world_size)
 
     def _next_batch(self, epoch: int, index: int) -> Batch:
-        """This rank's batch `index` of `epoch` (the epoch's order is rebuilt when a run starts or resumes)."""
+        """This rank's batch `index` of `epoch` as uint8 pixels and labels on the device (the epoch's order is
+        rebuilt when a run starts or resumes; training crops are seeded per image and epoch)."""
         if self._batches is None or self._batches[:2] != (epoch, index):
             order = epoch_indices(self.train_set, epoch, self.config.seed, self.dist.rank, self.dist.world_size)
             bs = self.config.batch_size
-            self._batches = (epoch, index, iterate_batches(self.train_set, order[index * bs:], bs,
-                                                           self.config.workers, drop_last=True))
+            batches = iterate_pixels(self.train_set, order[index * bs:], bs, workers=self.config.workers,
+                                     drop_last=True, crop=self.crop, seed=self.config.seed, epoch=epoch,
+                                     pin_memory=self.dist.device.type == "cuda")
+            self._batches = (epoch, index, batches)
         x, y = next(self._batches[2])
         self._batches = (epoch, index + 1, self._batches[2])
         return x.to(self.dist.device, non_blocking=True), y.to(self.dist.device, non_blocking=True)
 
-    def _accumulate(self, plan: StepPlan, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor],
-                                                                                    list[torch.Tensor]]:
-        """Forward and backward every subnet of `plan` (min subnets last: their target needs the others' outputs).
-        Returns the per-subnet losses and the clean-batch CE of the `plan.feedback` subnets, detached."""
+    def _accumulate(self, plan: StepPlan, batch: AugmentedBatch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Forward and backward every subnet of `plan` on the augmented (mixed) batch (min subnets last: their
+        target needs the others' outputs). Returns the per-subnet losses and the CE of the `plan.feedback` subnets
+        on the un-mixed batch with the original labels (official `bank_arch_update`), detached."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        x = batch.inputs
         targets = None
         if self.teachers:
-            targets = ensemble_targets(teacher_logits(self.teachers, x, self.space.num_classes))
+            with self.precision.autocast():
+                targets = ensemble_targets(teacher_logits(self.teachers, x, self.space.num_classes))
         outputs: dict[int, torch.Tensor] = {}
         losses: dict[int, torch.Tensor] = {}
+        ces: dict[int, torch.Tensor] = {}
         for i in sorted(range(len(plan.subnets)), key=lambda j: plan.subnets[j].role == "min"):
             sub = plan.subnets[i]
             self.model.set_active(sub.arch)
-            logits = self.model(x)
+            with self.precision.autocast():
+                logits = self.forward(x).float()
+            if i in plan.feedback:
+                ces[i] = F.cross_entropy(self._clean_logits(batch, logits), batch.labels)
             if sub.role == "min":
                 loss = alpha_divergence_loss(logits, self._min_target(plan, outputs))
             elif targets is not None:
                 loss = distillation_loss(logits, targets)
             else:
-                loss = label_loss(logits, y)
-            loss.backward()
+                loss = label_loss(logits, batch.targets)
+            self.precision.scaler.scale(loss).backward()
             outputs[i], losses[i] = logits.detach(), loss.detach()
-        ces = [F.cross_entropy(outputs[i], y) for i in plan.feedback]
-        return [losses[i] for i in range(len(plan.subnets))], ces
+        return [losses[i] for i in range(len(plan.subnets))], [ces[i] for i in plan.feedback]
+
+    @torch.no_grad()
+    def _clean_logits(self, batch: AugmentedBatch, logits: torch.Tensor) -> torch.Tensor:
+        """The active subnet's logits on the un-mixed batch: the training forward's when nothing was mixed, else
+        one more train-mode forward without gradients (as the official code scores a bank entry)."""
+        if not batch.mixed:
+            return logits.detach()
+        with self.precision.autocast():
+            return self.forward(batch.clean).float()
 
     @staticmethod
     def _min_target(plan: StepPlan, outputs: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -226,7 +256,9 @@ class Trainer:
             ces = []
             for arch in archs:
                 self.model.set_active(arch)
-                ces.append(F.cross_entropy(self.model(x), y))
+                with self.precision.autocast():
+                    logits = self.forward(x).float()
+                ces.append(F.cross_entropy(logits, y))
             values = torch.stack(ces)
             self.dist.average_([values])
             return values.tolist()
@@ -282,7 +314,7 @@ class Trainer:
             trainer = {"step": self.step, "config": self.config.to_dict(), "world_size": self.dist.world_size,
                        "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                        "sampler": self.sampler.state_dict(), "ema_updates": int(self.ema.n_averaged),
-                       "rng": rng_state()}
+                       "scaler": self.precision.scaler.state_dict(), "rng": rng_state()}
             save_checkpoint(path, self.space, self.model.state_dict(), self.ema.module.state_dict(), trainer=trainer)
         self.dist.barrier()
         return path
@@ -293,9 +325,11 @@ class Trainer:
         checkpoint.check(self.space, fix="resume it with space = {space}")
         state = checkpoint.training_state()
         stored, current = state["config"], self.config.to_dict()
+        defaults = TrainConfig(data=self.config.data).to_dict()  # a key older checkpoints lack had its default
         for key, value in current.items():
-            if key not in RESUME_MUTABLE and stored.get(key) != value:
-                raise CheckpointError(f"{path}: the run was trained with {key} = {stored.get(key)!r}, this one has "
+            before = stored.get(key, defaults[key])
+            if key not in RESUME_MUTABLE and before != value:
+                raise CheckpointError(f"{path}: the run was trained with {key} = {before!r}, this one has "
                                       f"{value!r}; an exact resume needs the same setting")
         if state.get("world_size") != self.dist.world_size:
             raise CheckpointError(f"{path}: the run was trained on {state.get('world_size')} processes; resume it on "
@@ -308,6 +342,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.sampler.load_state_dict(state["sampler"])
+            if "scaler" in state:
+                self.precision.scaler.load_state_dict(state["scaler"])
             set_rng_state(state["rng"])
             self.step = int(state["step"])
         except (DocumentError, ArchError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as e:
